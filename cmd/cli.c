@@ -1,0 +1,211 @@
+/* cli.c - shared command-line plumbing for the rbmkit commands (cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gemm.h"
+
+const char *cli_prog = "rbmkit";
+tz_write_opts cli_wopts;
+int cli_quiet;
+
+void cli_init(int argc, char **argv, const char *prog)
+{
+    cli_prog = prog;
+    tz_write_opts_init(&cli_wopts);
+    /* A closed pipe downstream (`| head`) ends us quietly: EPIPE from
+     * write is handled where stdout is closed. */
+    signal(SIGPIPE, SIG_IGN);
+    gemm_ensure_fast_kernel(argc, argv);
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    int e = errno;
+    fprintf(stderr, "%s: ", cli_prog);
+    vfprintf(stderr, fmt, ap);
+    size_t n = strlen(fmt);
+    if (n && fmt[n - 1] == ':')
+        fprintf(stderr, " %s", strerror(e));
+    fputc('\n', stderr);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void cli_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+    exit(2);
+}
+
+void cli_version(void)
+{
+    printf("%s (rbmkit) %s\n", cli_prog, RBMKIT_VERSION);
+    cli_close_stdout();
+    exit(0);
+}
+
+long cli_long(const char *s, long lo, long hi, const char *what)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno)
+        cli_usage_error("invalid %s '%s': not an integer", what, s);
+    if (v < lo || v > hi)
+        cli_usage_error("invalid %s '%s': must be in [%ld, %ld]", what, s, lo, hi);
+    return v;
+}
+
+double cli_double(const char *s, double lo, double hi, const char *what)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v))
+        cli_usage_error("invalid %s '%s': not a number", what, s);
+    if (v < lo || v > hi)
+        cli_usage_error("invalid %s '%s': must be in [%g, %g]", what, s, lo, hi);
+    return v;
+}
+
+uint64_t cli_u64(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-')
+        cli_usage_error("invalid %s '%s': must not be negative", what, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno)
+        cli_usage_error("invalid %s '%s': not a non-negative integer", what, s);
+    return v;
+}
+
+FILE *cli_open_in(const char *path)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return stdin;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        cli_die("%s:", path);
+    return f;
+}
+
+void cli_close_in(FILE *f)
+{
+    if (f && f != stdin)
+        fclose(f);
+}
+
+void cli_check_stdout(int force)
+{
+    if (!force && isatty(STDOUT_FILENO))
+        cli_usage_error("refusing to write binary data to a terminal (use -f to force)");
+}
+
+void cli_close_stdout(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno == EPIPE)
+            exit(0);
+        cli_die("write error:");
+    }
+    if (fclose(stdout) != 0) {
+        if (errno == EPIPE)
+            exit(0);
+        cli_die("write error:");
+    }
+}
+
+int cli_progress_enabled(void)
+{
+    return !cli_quiet && isatty(STDERR_FILENO);
+}
+
+void cli_die_reader(const char *context, tz_reader *r, int code)
+{
+    const char *m = r ? tz_reader_error(r) : tz_strerror(code);
+    if (context && *context)
+        cli_die("%s: %s", context, m);
+    cli_die("%s", m);
+}
+
+void cli_die_writer(const char *context, tz_writer *w, int code)
+{
+    if (code == TZ_E_IO && errno == EPIPE)
+        exit(0);      /* the reader downstream went away: quiet, as cat */
+    const char *m = w ? tz_writer_error(w) : tz_strerror(code);
+    if (context && *context)
+        cli_die("%s: %s", context, m);
+    cli_die("%s", m);
+}
+
+tz_reader *cli_reader(FILE *f, const char *name)
+{
+    tz_reader *r = tz_reader_new(f);
+    if (!r)
+        cli_die("out of memory");
+    int e = tz_next(r);
+    const char *ctx = name && strcmp(name, "-") ? name : "";
+    if (e < 0)
+        cli_die_reader(ctx, r, e);
+    if (e == 0) {
+        if (*ctx)
+            cli_die("%s: empty input (no tensor stream)", ctx);
+        cli_die("empty input (no tensor stream)");
+    }
+    return r;
+}
+
+tz_writer *cli_writer_stdout(int force)
+{
+    cli_check_stdout(force);
+    tz_writer *w = tz_writer_new(stdout, &cli_wopts);
+    if (!w)
+        cli_die("out of memory");
+    return w;
+}
+
+void cli_finish_writer(tz_writer *w)
+{
+    int e = tz_writer_close(w);
+    if (e)
+        cli_die_writer("", w, e);
+    tz_writer_free(w);
+    cli_close_stdout();
+}
+
+tz_model *cli_load_model(const char *path)
+{
+    char err[300];
+    tz_model *m = tz_model_load(path, err, sizeof err);
+    if (!m)
+        cli_die("%s", err);
+    return m;
+}

@@ -1,0 +1,71 @@
+/* cli.h - what every rbmkit command shares: messages, exit codes, number
+ * parsing, opening inputs and outputs, and the stream writer settings.
+ *
+ * Exit status: 0 success, 1 runtime or data error, 2 usage error.
+ * Messages go to stderr as "prog: message".
+ */
+#ifndef RBMKIT_CLI_H
+#define RBMKIT_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+#include "tz.h"
+
+#define RBMKIT_VERSION "0.1.0"
+
+extern const char *cli_prog;     /* set by cli_init */
+
+/* Call first in main(): sets cli_prog, ensures fast BLAS kernels (may
+ * re-exec), and ignores nothing else. */
+void cli_init(int argc, char **argv, const char *prog);
+
+/* "prog: message\n"; a message ending in ':' gets strerror(errno) added. */
+void cli_warn(const char *fmt, ...);
+noreturn void cli_die(const char *fmt, ...);          /* exit 1 */
+/* Usage error: message plus "Try 'prog --help'." on stderr, exit 2. */
+noreturn void cli_usage_error(const char *fmt, ...);
+/* Print "prog (rbmkit) VERSION" to stdout and exit 0. */
+noreturn void cli_version(void);
+
+/* Number parsing: the whole string must be a number in [lo, hi]; otherwise
+ * a usage error naming the option `what`. */
+long cli_long(const char *s, long lo, long hi, const char *what);
+double cli_double(const char *s, double lo, double hi, const char *what);
+uint64_t cli_u64(const char *s, const char *what);
+
+/* Open an input named on the command line; NULL or "-" is stdin.  Dies
+ * with "prog: PATH:" + strerror on failure. */
+FILE *cli_open_in(const char *path);
+void cli_close_in(FILE *f);
+
+/* Data output to stdout: refuses a terminal unless force is set (exit 2). */
+void cli_check_stdout(int force);
+/* Flush and close stdout, dying on error (full disk, closed pipe). */
+void cli_close_stdout(void);
+
+/* Shared stream-writer settings, set by the common options
+ * --level N, --chunk-size BYTES, --compress-threads N. */
+extern tz_write_opts cli_wopts;
+
+/* True when progress should be shown (stderr is a terminal, not -q). */
+extern int cli_quiet;
+int cli_progress_enabled(void);
+
+/* Die with "prog: context: reader message" for a negative tz code. */
+noreturn void cli_die_reader(const char *context, tz_reader *r, int code);
+noreturn void cli_die_writer(const char *context, tz_writer *w, int code);
+
+/* A reader on a FILE opened with cli_open_in, positioned at the first
+ * tensor (tz_next called); dies on error or an empty input. */
+tz_reader *cli_reader(FILE *f, const char *name);
+/* A writer on stdout with cli_wopts; checks stdout is not a terminal. */
+tz_writer *cli_writer_stdout(int force);
+/* Close the writer (trailer) and stdout; dies on error. */
+void cli_finish_writer(tz_writer *w);
+
+/* Model loading with a clear error. */
+tz_model *cli_load_model(const char *path);
+
+#endif
