@@ -239,7 +239,8 @@ int tz_atomic_commit(FILE *f, char *tmp, const char *path);
 /* fclose + unlink the temporary; frees tmp. */
 void tz_atomic_abort(FILE *f, char *tmp);
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes, continuing from crc. */
-uint32_t tz_crc32(uint32_t crc, const void *buf, size_t n);
+/* CRC-32C (Castagnoli; as iSCSI, ext4) of n bytes, continuing from crc
+ * (start with 0). */
+uint32_t tz_crc32c(uint32_t crc, const void *buf, size_t n);
 
 #endif
