@@ -1,7 +1,7 @@
 /* tz.c - the .tz tensor stream (formats/tensor-stream.md).
  *
  * Writer: records accumulate in a chunk buffer; a full chunk (or a flush)
- * becomes one zstd frame behind a 12-byte chunk header.  With
+ * becomes one zstd frame behind a 16-byte chunk header.  With
  * opts.threads >= 2 compression and writing run on a background thread
  * while the caller fills the next chunk.
  * Reader: reads one chunk at a time into bounded buffers and hands out
@@ -948,6 +948,7 @@ struct tz_reader {
     unsigned char *buf;     /* decompressed chunk */
     size_t bcap, blen, bpos;
     uint64_t count;         /* records read in the current tensor */
+    uint64_t decoded;       /* records decoded in the current tensor */
     uint64_t sec_count, sec_chunks;  /* in the current section */
     uint32_t hash;
     uint64_t in_bytes;
@@ -1025,6 +1026,9 @@ static int read_header(tz_reader *r, tz_header *h)
         return rerr(r, TZ_E_TRUNC, "truncated stream: ends inside a header");
     uint16_t ver = get16(fix + 8), flags = get16(fix + 10);
     uint32_t body = get32(fix + 12);
+    if (ver != TZ_VERSION || flags != 0)
+        return rerr(r, TZ_E_VERSION, "unsupported stream version %u (flags %u); "
+                    "this reader knows version %d", ver, flags, TZ_VERSION);
     if (body > TZ_HEADER_MAX)
         return rerr(r, TZ_E_LIMIT, "header of %u bytes exceeds the limit of %u",
                     body, TZ_HEADER_MAX);
@@ -1040,11 +1044,6 @@ static int read_header(tz_reader *r, tz_header *h)
     if (tz_crc32c(0, b, 16 + body) != get32(b + 16 + body)) {
         free(b);
         return rerr(r, TZ_E_CORRUPT, "corrupt stream: header checksum mismatch");
-    }
-    if (ver != TZ_VERSION || flags != 0) {
-        free(b);
-        return rerr(r, TZ_E_VERSION, "unsupported stream version %u (flags %u); "
-                    "this reader knows version %d", ver, flags, TZ_VERSION);
     }
     tz_header_clear(h);
     char msg[200];
@@ -1090,6 +1089,7 @@ int tz_next(tz_reader *r)
     }
     r->rec_bytes = tz_record_bytes(&r->h);
     r->count = 0;
+    r->decoded = 0;
     r->blen = r->bpos = 0;
     start_section(r);
     return 1;
@@ -1122,8 +1122,8 @@ static int load_chunk(tz_reader *r)
         long got = read_full(r, ch, 4);
         if (got < 0) return rerr(r, TZ_E_IO, "read error: %s", strerror(errno));
         if (got < 4)
-            return rerr(r, TZ_E_TRUNC, "truncated stream: ends after record %llu "
-                        "with no trailer", (unsigned long long)r->count);
+            return rerr(r, TZ_E_TRUNC, "truncated stream: ends after %llu records "
+                        "with no trailer", (unsigned long long)r->decoded);
         uint32_t tag = get32(ch);
         if (tag == TAG_END) {
             unsigned char t[TRAILER];
@@ -1148,7 +1148,7 @@ static int load_chunk(tz_reader *r)
         }
         if (tag != TAG_CHUNK)
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: bad chunk tag after record %llu",
-                        (unsigned long long)r->count);
+                        (unsigned long long)r->decoded);
         got = read_full(r, ch + 4, CHUNK_HDR - 4);
         if (got < 0) return rerr(r, TZ_E_IO, "read error: %s", strerror(errno));
         if (got < CHUNK_HDR - 4)
@@ -1172,10 +1172,10 @@ static int load_chunk(tz_reader *r)
         if (got < 0) return rerr(r, TZ_E_IO, "read error: %s", strerror(errno));
         if ((size_t)got < zlen)
             return rerr(r, TZ_E_TRUNC, "truncated stream: ends inside a chunk "
-                        "(after record %llu)", (unsigned long long)r->count);
+                        "(after record %llu)", (unsigned long long)r->decoded);
         if (tz_crc32c(0, r->zbuf, zlen) != zcrc)
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: chunk checksum mismatch "
-                        "(after record %llu)", (unsigned long long)r->count);
+                        "(after record %llu)", (unsigned long long)r->decoded);
         /* frame must be one zstd frame with a content checksum */
         if (get32(r->zbuf) != ZSTD_MAGIC || !(r->zbuf[4] & 0x04))
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: chunk is not a checksummed "
@@ -1183,7 +1183,7 @@ static int load_chunk(tz_reader *r)
         size_t fsz = ZSTD_findFrameCompressedSize(r->zbuf, zlen);
         if (ZSTD_isError(fsz) || fsz != zlen)
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: bad zstd frame in chunk "
-                        "after record %llu", (unsigned long long)r->count);
+                        "after record %llu", (unsigned long long)r->decoded);
         unsigned long long cs = ZSTD_getFrameContentSize(r->zbuf, zlen);
         if (cs != raw)
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: chunk content size "
@@ -1196,11 +1196,12 @@ static int load_chunk(tz_reader *r)
         size_t d = ZSTD_decompressDCtx(r->dctx, r->buf, raw, r->zbuf, zlen);
         if (ZSTD_isError(d) || d != raw)
             return rerr(r, TZ_E_CORRUPT, "corrupt stream: chunk after record %llu "
-                        "does not decompress (%s)", (unsigned long long)r->count,
+                        "does not decompress (%s)", (unsigned long long)r->decoded,
                         ZSTD_isError(d) ? ZSTD_getErrorName(d) : "short");
         r->hash = tz_crc32c(r->hash, ch, CHUNK_HDR);
         r->sec_chunks++;
         r->sec_count += nrec;
+        r->decoded += nrec;
         r->blen = raw;
         r->bpos = 0;
         return 1;

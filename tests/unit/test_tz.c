@@ -285,6 +285,39 @@ static void test_crc(void)
     check(whole == parts, "CRC-32C continues across unaligned pieces");
 }
 
+/* formats/testdata: good-* read, bad-* fail (run from the top directory) */
+static void test_testdata(void)
+{
+    const char *good[] = {"good-u8-3x2", "good-concat", "good-f32-5", "good-empty",
+                          "good-f64-scalar", NULL};
+    const char *bad[] = {"bad-truncated-mid", "bad-truncated-notrailer", "bad-flipped",
+                         "bad-version", "bad-mismatch-concat", "bad-not-a-stream",
+                         "bad-huge-dims", NULL};
+    const uint64_t good_count[] = {4, 4, 3, 0, 3};
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; (pass ? bad : good)[i]; i++) {
+            char path[128], what[600], msg[256] = "";
+            snprintf(path, sizeof path, "formats/testdata/%s.tz", (pass ? bad : good)[i]);
+            FILE *f = fopen(path, "rb");
+            if (!f) { check(0, path); continue; }
+            unsigned char buf[4096];
+            size_t n = fread(buf, 1, sizeof buf, f);
+            fclose(f);
+            void *data = NULL;
+            uint64_t cnt = 0;
+            int e = mem_read(buf, n, &data, &cnt, NULL, msg, sizeof msg);
+            free(data);
+            snprintf(what, sizeof what, "%s %s%s%s", path, pass ? "fails" : "reads",
+                     pass ? ": " : "", msg);
+            check(pass ? e < 0 : (e == 0 && cnt == good_count[i]), what);
+        }
+    char err[256];
+    tz_model *m = tz_model_load("formats/testdata/good-model.tz", err, sizeof err);
+    check(m && m->n == 2 && tz_model_find(m, "W") && tz_model_find(m, "W")->count == 2,
+          "formats/testdata/good-model.tz loads as a model");
+    tz_model_free(m);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -296,6 +329,7 @@ int main(void)
     test_keys_and_limits();
     test_convert();
     test_empty_stream();
+    test_testdata();
     printf("# %d tests, %d failed\n", n_test, n_fail);
     return n_fail != 0;
 }
