@@ -143,6 +143,22 @@ void cli_close_stdout(void)
     }
 }
 
+int cli_stream_option(int c, const char *arg)
+{
+    switch (c) {
+    case CLI_OPT_LEVEL:
+        cli_wopts.level = (int)cli_long(arg, -50, 19, "--level");
+        return 1;
+    case CLI_OPT_CHUNK:
+        cli_wopts.chunk_bytes = (size_t)cli_long(arg, 1, TZ_CHUNK_MAX, "--chunk-size");
+        return 1;
+    case CLI_OPT_CTHREADS:
+        cli_wopts.threads = (int)cli_long(arg, 1, 2, "--compress-threads");
+        return 1;
+    }
+    return 0;
+}
+
 int cli_progress_enabled(void)
 {
     return !cli_quiet && isatty(STDERR_FILENO);

@@ -46,8 +46,24 @@ void cli_check_stdout(int force);
 void cli_close_stdout(void);
 
 /* Shared stream-writer settings, set by the common options
- * --level N, --chunk-size BYTES, --compress-threads N. */
+ * --level N, --chunk-size BYTES, --compress-threads N.  Put
+ * CLI_STREAM_LONGOPTS in a getopt_long table, pass the codes it returns to
+ * cli_stream_option(), and print CLI_STREAM_HELP in --help. */
 extern tz_write_opts cli_wopts;
+enum { CLI_OPT_LEVEL = 0x1000, CLI_OPT_CHUNK, CLI_OPT_CTHREADS };
+#define CLI_STREAM_LONGOPTS \
+    {"level", required_argument, 0, CLI_OPT_LEVEL}, \
+    {"chunk-size", required_argument, 0, CLI_OPT_CHUNK}, \
+    {"compress-threads", required_argument, 0, CLI_OPT_CTHREADS}
+#define CLI_STREAM_HELP \
+    "      --level N            zstd level of the output, -50..19 (default: 1 for\n" \
+    "                           integer data, -1 for floating point)\n" \
+    "      --chunk-size BYTES   uncompressed bytes per chunk (default 1048576)\n" \
+    "      --compress-threads N compress on 1 or 2 threads (default 2 on 2+ CPUs)\n"
+/* Handles CLI_OPT_* codes; returns 1 if c was one of them, else 0. */
+int cli_stream_option(int c, const char *arg);
+/* Legacy name: the default level is chosen per element type. */
+#define TZ_DEFAULT_LEVEL TZ_LEVEL_AUTO
 
 /* True when progress should be shown (stderr is a terminal, not -q). */
 extern int cli_quiet;

@@ -603,9 +603,9 @@ static int header_decode(tz_header *h, const unsigned char *p, size_t n,
 
 void tz_write_opts_init(tz_write_opts *o)
 {
-    o->level = TZ_DEFAULT_LEVEL;
+    o->level = TZ_LEVEL_AUTO;
     o->chunk_bytes = TZ_DEFAULT_CHUNK;
-    o->threads = 1;
+    o->threads = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
 }
 
 /* One compressed chunk ready to be written. */
@@ -736,7 +736,6 @@ tz_writer *tz_writer_new(FILE *f, const tz_write_opts *opts)
     tz_header_init(&w->h);
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) { free(w); return NULL; }
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->o.level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_windowLog, 0);
@@ -796,6 +795,11 @@ int tz_writer_begin(tz_writer *w, const tz_header *h)
         return werr(w, TZ_E_IO, "write error: %s", strerror(errno));
     }
     free(buf);
+    /* the background thread is idle here (submit_chunk waited in end) */
+    int level = w->o.level;
+    if (level == TZ_LEVEL_AUTO)
+        level = (h->dtype == TZ_F32 || h->dtype == TZ_F64) ? TZ_LEVEL_FLOAT : TZ_LEVEL_INT;
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
     w->rec_bytes = tz_record_bytes(h);
     w->chunk_recs = w->o.chunk_bytes / w->rec_bytes;
     if (w->chunk_recs == 0) w->chunk_recs = 1;
