@@ -28,12 +28,14 @@ CMD_SRC  = $(filter-out cmd/cli.c,$(foreach f,$(CMD_ALL),$(if $(findstring _,$(n
 BINS     = $(patsubst cmd/%.c,$(BIN)/%,$(CMD_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+BENCH_SRC = $(sort $(wildcard bench/*.c))
+BENCHES  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRC))
 HDRS     = $(wildcard lib/*.h) $(wildcard cmd/*.h)
 
 .PHONY: all check check-asan unit demo bench install deps clean fuzz
-all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(FUZZ_REPLAY)
+all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(FUZZ_REPLAY) $(BENCHES)
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -44,11 +46,15 @@ $(BUILD)/librbmkit.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BIN)/%: $(BUILD)/cmd/%.o $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard cmd/$$*_*.c)) $(CLI_OBJ) $(BUILD)/librbmkit.a
+$(BIN)/%: $(BUILD)/cmd/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*_*.c))) $(CLI_OBJ) $(BUILD)/librbmkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/librbmkit.a $(LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/librbmkit.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librbmkit.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/librbmkit.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librbmkit.a $(LDLIBS)
 
@@ -76,7 +82,7 @@ demo: all
 	@PATH="$(CURDIR)/bin:$$PATH" $(MAKE) --no-print-directory -C examples demo
 
 bench: all
-	@PATH="$(CURDIR)/bin:$$PATH" bench/run
+	@PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(BUILD)/bench:$$PATH" bench/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

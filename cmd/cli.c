@@ -174,7 +174,7 @@ void cli_die_reader(const char *context, tz_reader *r, int code)
 
 void cli_die_writer(const char *context, tz_writer *w, int code)
 {
-    if (code == TZ_E_IO && errno == EPIPE)
+    if (code == TZ_E_IO && (w ? tz_writer_errno(w) : errno) == EPIPE)
         exit(0);      /* the reader downstream went away: quiet, as cat */
     const char *m = w ? tz_writer_error(w) : tz_strerror(code);
     if (context && *context)

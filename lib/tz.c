@@ -638,12 +638,14 @@ struct tz_writer {
     int busy;               /* job[!cur] is queued or running */
     int quit;
     int err;
+    int sys_errno;          /* errno of a failed write */
     char msg[256];
 };
 
 static int werr(tz_writer *w, int code, const char *fmt, ...)
 {
     if (!w->err) {
+        w->sys_errno = code == TZ_E_IO ? errno : 0;
         w->err = code;
         va_list ap;
         va_start(ap, fmt);
@@ -659,6 +661,7 @@ const char *tz_writer_error(const tz_writer *w)
 }
 
 uint64_t tz_writer_count(const tz_writer *w) { return w->count; }
+int tz_writer_errno(const tz_writer *w) { return w->sys_errno; }
 
 /* Compress job j into its out buffer.  Runs on either thread; touches only
  * the job and the cctx. */

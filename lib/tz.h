@@ -157,6 +157,9 @@ int tz_writer_close(tz_writer *w);
 void tz_writer_free(tz_writer *w);
 const char *tz_writer_error(const tz_writer *w);
 uint64_t tz_writer_count(const tz_writer *w);   /* records in this section */
+/* errno of the failed write behind a TZ_E_IO (it may have happened on the
+ * compression thread), else 0.  EPIPE means the reader went away. */
+int tz_writer_errno(const tz_writer *w);
 
 /* ---- reader ------------------------------------------------------------- */
 
