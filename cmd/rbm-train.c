@@ -1,0 +1,642 @@
+/* rbm-train - train a restricted Boltzmann machine on a tensor stream.
+ *
+ * Reads the whole training stream into memory in its stored dtype (MNIST
+ * stays u8), converts each mini-batch to f32 on the fly, trains with CD-k
+ * or PCD-k (lib/rbm.c) and writes the model atomically.  With --emit it
+ * then writes p(h|v) of the training rows to stdout, so greedy stacking is
+ * a pipe.  SIGINT/SIGTERM stop at the end of the current batch with a
+ * checkpoint (MODEL.ckpt) that --resume continues exactly.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gemm.h"
+#include "rbm.h"
+#include "rng.h"
+#include "tz.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+static void usage(void)
+{
+    printf(
+"Usage: rbm-train -o MODEL [OPTION]... [INPUT]\n"
+"Train a restricted Boltzmann machine on the rows of a tensor stream (INPUT,\n"
+"or standard input) and write it to MODEL.\n"
+"\n"
+"Model:\n"
+"  -o, --output MODEL        model file to write (required)\n"
+"  -V, --visible TYPE        bernoulli, gaussian, replicated-softmax or\n"
+"                            softmax (default: bernoulli)\n"
+"  -H, --hidden N            hidden units (default: 500)\n"
+"      --hidden-type TYPE    bernoulli or gaussian (default: bernoulli)\n"
+"      --softmax-group K     softmax visible: group size (default: all\n"
+"                            columns form one group)\n"
+"      --dbm-bottom          double the bottom-up input (DBM pretraining)\n"
+"      --dbm-top             double the top-down input (DBM pretraining)\n"
+"Training:\n"
+"  -e, --epochs N            passes over the data (default: 10)\n"
+"  -b, --batch N             rows per mini-batch (default: 100)\n"
+"  -l, --learning-rate X     default: 0.1 (bernoulli, softmax), 0.01\n"
+"                            (gaussian), 0.001 (replicated-softmax)\n"
+"      --lr-decay T          rate / (1 + epoch/T); 0 = constant (default: 0)\n"
+"  -k, --cd-steps N          Gibbs steps per update (default: 1)\n"
+"      --pcd                 persistent chains (PCD-k; default: CD-k)\n"
+"      --momentum M          momentum after the first epochs (default: 0.9)\n"
+"      --initial-momentum M  momentum in the first epochs (default: 0.5)\n"
+"      --momentum-epochs N   epochs at the initial momentum (default: 5)\n"
+"      --weight-decay X      L2 coefficient on W (default: 0.0002)\n"
+"      --sparsity P          target mean hidden activity; 0 = off (default: 0)\n"
+"      --sparsity-cost X     weight of the sparsity penalty (default: 0.1)\n"
+"      --learn-sigma         gaussian visible: learn log sigma (default: fixed 1)\n"
+"      --allow-real          bernoulli inputs may be probabilities in [0,1];\n"
+"                            u8 input is then read as grey levels / 255\n"
+"  -s, --seed N              initialisation, shuffling, sampling (default: 1)\n"
+"  -j, --threads N           BLAS threads; 0 = all CPUs (default: 0)\n"
+"Output and monitoring:\n"
+"      --emit                write p(h|v) of the training rows to stdout\n"
+"  -f, --force               --emit even to a terminal\n"
+"      --log FILE            per-epoch TSV: epoch, seconds, recon_error\n"
+"                            [, fe_train, fe_valid, fe_gap] (default: none)\n"
+"      --valid FILE          validation stream for the free-energy gap\n"
+"      --checkpoint-every N  write MODEL.ckpt every N epochs; 0 = only when\n"
+"                            interrupted (default: 0)\n"
+"      --resume              continue from MODEL.ckpt\n"
+"      --stop-after-batches N  testing: act as if SIGTERM arrived after N\n"
+"                            batches (default: 0 = never)\n"
+"  -q, --quiet               no progress on stderr\n"
+"      --level N             zstd level of the --emit stream (default: 1)\n"
+"  -h, --help                this help\n"
+"      --version             version\n"
+"\n"
+"Bernoulli inputs must be 0/1 (e.g. from `tensor binarize`); counts for\n"
+"replicated-softmax units must be non-negative integers.  Interrupted by\n"
+"SIGINT or SIGTERM, rbm-train saves MODEL.ckpt at the end of the batch and\n"
+"exits with status 128+signal.\n");
+}
+
+enum {
+    OPT_HIDDEN_TYPE = 256, OPT_SOFTMAX_GROUP, OPT_DBM_BOTTOM, OPT_DBM_TOP,
+    OPT_LR_DECAY, OPT_PCD, OPT_MOMENTUM, OPT_INIT_MOMENTUM, OPT_MOM_EPOCHS,
+    OPT_WD, OPT_SPARSITY, OPT_SPARSITY_COST, OPT_LEARN_SIGMA, OPT_ALLOW_REAL,
+    OPT_EMIT, OPT_LOG, OPT_VALID, OPT_CKPT_EVERY, OPT_RESUME, OPT_STOP_AFTER,
+    OPT_LEVEL, OPT_VERSION
+};
+
+static const struct option long_opts[] = {
+    {"output", required_argument, 0, 'o'},
+    {"visible", required_argument, 0, 'V'},
+    {"hidden", required_argument, 0, 'H'},
+    {"hidden-type", required_argument, 0, OPT_HIDDEN_TYPE},
+    {"softmax-group", required_argument, 0, OPT_SOFTMAX_GROUP},
+    {"dbm-bottom", no_argument, 0, OPT_DBM_BOTTOM},
+    {"dbm-top", no_argument, 0, OPT_DBM_TOP},
+    {"epochs", required_argument, 0, 'e'},
+    {"batch", required_argument, 0, 'b'},
+    {"learning-rate", required_argument, 0, 'l'},
+    {"lr-decay", required_argument, 0, OPT_LR_DECAY},
+    {"cd-steps", required_argument, 0, 'k'},
+    {"pcd", no_argument, 0, OPT_PCD},
+    {"momentum", required_argument, 0, OPT_MOMENTUM},
+    {"initial-momentum", required_argument, 0, OPT_INIT_MOMENTUM},
+    {"momentum-epochs", required_argument, 0, OPT_MOM_EPOCHS},
+    {"weight-decay", required_argument, 0, OPT_WD},
+    {"sparsity", required_argument, 0, OPT_SPARSITY},
+    {"sparsity-cost", required_argument, 0, OPT_SPARSITY_COST},
+    {"learn-sigma", no_argument, 0, OPT_LEARN_SIGMA},
+    {"allow-real", no_argument, 0, OPT_ALLOW_REAL},
+    {"seed", required_argument, 0, 's'},
+    {"threads", required_argument, 0, 'j'},
+    {"emit", no_argument, 0, OPT_EMIT},
+    {"force", no_argument, 0, 'f'},
+    {"log", required_argument, 0, OPT_LOG},
+    {"valid", required_argument, 0, OPT_VALID},
+    {"checkpoint-every", required_argument, 0, OPT_CKPT_EVERY},
+    {"resume", no_argument, 0, OPT_RESUME},
+    {"stop-after-batches", required_argument, 0, OPT_STOP_AFTER},
+    {"quiet", no_argument, 0, 'q'},
+    {"level", required_argument, 0, OPT_LEVEL},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, OPT_VERSION},
+    {0, 0, 0, 0}
+};
+
+/* Everything that determines the trained model. */
+typedef struct {
+    const char *output, *input, *log, *valid;
+    int vis, hid, nh, softmax_group, dbm_bottom, dbm_top;
+    long epochs, batch, k, mom_epochs, ckpt_every, stop_after;
+    double lr, lr_decay, momentum, init_momentum, wd, sparsity, sparsity_cost;
+    int pcd, learn_sigma, allow_real, emit, force, resume, threads;
+    uint64_t seed;
+} options;
+
+/* The training data, in the stored dtype. */
+typedef struct {
+    void *data;
+    uint64_t rows;
+    int V, dtype;
+    size_t row_bytes;
+    float scale;          /* 1, or 1/255 for u8 grey levels (--allow-real) */
+    uint32_t crc;
+} dataset;
+
+static void load_data(const char *path, dataset *ds)
+{
+    FILE *f = cli_open_in(path);
+    const char *name = path ? path : "-";
+    tz_reader *r = cli_reader(f, name);
+    const tz_header *h = tz_reader_header(r);
+    uint64_t elems = tz_record_elems(h);
+    if (elems > (1u << 24))
+        cli_die("%s: records of %llu values are too wide", name,
+                (unsigned long long)elems);
+    ds->V = (int)elems;
+    ds->dtype = h->dtype;
+    ds->row_bytes = (size_t)tz_record_bytes(h);
+    int e = tz_read_all(r, 0, &ds->data, &ds->rows);
+    const char *ctx = strcmp(name, "-") ? name : "";
+    if (e)
+        cli_die_reader(ctx, r, e);
+    e = tz_expect_end(r);
+    if (e)
+        cli_die_reader(ctx, r, e);
+    if (ds->rows == 0) {
+        if (*ctx)
+            cli_die("%s: empty input (no records)", ctx);
+        cli_die("empty input (no records)");
+    }
+    if (ds->rows > INT32_MAX)
+        cli_die("too many rows (%llu)", (unsigned long long)ds->rows);
+    ds->crc = tz_crc32c(0, ds->data, (size_t)ds->rows * ds->row_bytes);
+    tz_reader_free(r);
+    cli_close_in(f);
+}
+
+/* Rows idx[0..n) (or first..first+n when idx is NULL) as f32 into out. */
+static void gather(const dataset *ds, const uint64_t *idx, uint64_t first,
+                   int n, float *out)
+{
+    for (int b = 0; b < n; b++) {
+        uint64_t row = idx ? idx[b] : first + b;
+        const char *src = (const char *)ds->data + row * ds->row_bytes;
+        float *o = out + (size_t)b * ds->V;
+        tz_convert(o, TZ_F32, src, ds->dtype, (size_t)ds->V);
+        if (ds->scale != 1)
+            for (int i = 0; i < ds->V; i++)
+                o[i] *= ds->scale;
+    }
+}
+
+/* Check every row against the unit type; dies naming the first bad row. */
+static void check_rows(const rbm *m, const dataset *ds, int allow_real,
+                       const char *what)
+{
+    enum { CH = 256 };
+    float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
+    if (!buf)
+        cli_die("out of memory");
+    for (uint64_t r0 = 0; r0 < ds->rows; r0 += CH) {
+        int n = ds->rows - r0 < CH ? (int)(ds->rows - r0) : CH;
+        gather(ds, NULL, r0, n, buf);
+        if (!rbm_check_data(m, n, buf, allow_real))
+            continue;
+        for (int b = 0; b < n; b++) {
+            const char *msg = rbm_check_data(m, 1, buf + (size_t)b * ds->V,
+                                             allow_real);
+            if (!msg)
+                continue;
+            const char *hint = strcmp(msg, "non-binary value for bernoulli "
+                                      "units") == 0
+                ? " (use tensor binarize, or --allow-real for probabilities)"
+                : "";
+            free(buf);
+            cli_die("%s: row %llu: %s%s", what,
+                    (unsigned long long)(r0 + b + 1), msg, hint);
+        }
+    }
+    free(buf);
+}
+
+/* The options string stored in a checkpoint; --resume requires equality.
+ * (The epoch count is left out so a run may be resumed with more.) */
+static void options_key(const options *o, const dataset *ds, char *buf,
+                        size_t n)
+{
+    snprintf(buf, n, "vis=%d hid=%d nh=%d K=%d bottom=%d top=%d batch=%ld "
+             "lr=%.9g decay=%.9g k=%ld pcd=%d mom=%.9g imom=%.9g mep=%ld "
+             "wd=%.9g sp=%.9g spc=%.9g ls=%d real=%d seed=%llu threads=%d "
+             "rows=%llu cols=%d dtype=%d crc=%08x",
+             o->vis, o->hid, o->nh, o->softmax_group, o->dbm_bottom,
+             o->dbm_top, o->batch, o->lr, o->lr_decay, o->k, o->pcd,
+             o->momentum, o->init_momentum, o->mom_epochs, o->wd,
+             o->sparsity, o->sparsity_cost, o->learn_sigma, o->allow_real,
+             (unsigned long long)o->seed, gemm_threads(),
+             (unsigned long long)ds->rows, ds->V, ds->dtype, ds->crc);
+}
+
+/* Provenance attributes (no dates: identical runs give identical files). */
+static void set_provenance(tz_model *mf, const options *o, const dataset *ds,
+                           double recon)
+{
+    tz_header *h = &mf->meta;
+    tz_attr_set_s(h, "rbmkit.version", RBMKIT_VERSION);
+    tz_attr_set_i(h, "train.epochs", o->epochs);
+    tz_attr_set_i(h, "train.batch", o->batch);
+    tz_attr_set_f(h, "train.learning_rate", o->lr);
+    tz_attr_set_f(h, "train.lr_decay", o->lr_decay);
+    tz_attr_set_i(h, "train.cd_steps", o->k);
+    tz_attr_set_i(h, "train.pcd", o->pcd);
+    tz_attr_set_f(h, "train.momentum", o->momentum);
+    tz_attr_set_f(h, "train.initial_momentum", o->init_momentum);
+    tz_attr_set_i(h, "train.momentum_epochs", o->mom_epochs);
+    tz_attr_set_f(h, "train.weight_decay", o->wd);
+    tz_attr_set_f(h, "train.sparsity", o->sparsity);
+    tz_attr_set_f(h, "train.sparsity_cost", o->sparsity_cost);
+    tz_attr_set_i(h, "train.learn_sigma", o->learn_sigma);
+    tz_attr_set_i(h, "train.allow_real", o->allow_real);
+    tz_attr_set_i(h, "train.seed", (int64_t)o->seed);
+    tz_attr_set_i(h, "train.threads", gemm_threads());
+    tz_attr_set_i(h, "train.data_rows", (int64_t)ds->rows);
+    tz_attr_set_i(h, "train.data_columns", ds->V);
+    tz_attr_set_s(h, "train.data_dtype", tz_dtype_name(ds->dtype));
+    tz_attr_set_i(h, "train.data_crc32c", ds->crc);
+    tz_attr_set_f(h, "train.recon_error", recon);
+}
+
+static char *ckpt_path(const char *model)
+{
+    size_t n = strlen(model) + 6;
+    char *p = malloc(n);
+    if (!p)
+        cli_die("out of memory");
+    snprintf(p, n, "%s.ckpt", model);
+    return p;
+}
+
+static void save_checkpoint(const char *path, const rbm *m,
+                            const rbm_trainer *t, const options *o,
+                            const dataset *ds, const char *key, long epoch,
+                            long batch, double recon_sum)
+{
+    tz_model *mf = tz_model_new();
+    if (!mf || rbm_to_model(m, mf) || rbm_trainer_save(t, mf))
+        cli_die("out of memory");
+    set_provenance(mf, o, ds, 0);
+    tz_attr_set_s(&mf->meta, "ckpt.options", key);
+    tz_attr_set_i(&mf->meta, "ckpt.epoch", epoch);
+    tz_attr_set_i(&mf->meta, "ckpt.batch", batch);
+    tz_attr_set_f(&mf->meta, "ckpt.recon_sum", recon_sum);
+    char err[400];
+    if (tz_model_save(mf, path, err, sizeof err))
+        cli_die("%s", err);
+    tz_model_free(mf);
+}
+
+/* Mean free energy of rows [0, n) of ds. */
+static double mean_free_energy(const rbm *m, const dataset *ds, uint64_t n)
+{
+    enum { CH = 256 };
+    float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
+    double *F = malloc(CH * sizeof *F), sum = 0;
+    if (!buf || !F)
+        cli_die("out of memory");
+    for (uint64_t r0 = 0; r0 < n; r0 += CH) {
+        int c = n - r0 < CH ? (int)(n - r0) : CH;
+        gather(ds, NULL, r0, c, buf);
+        rbm_free_energy(m, c, buf, F);
+        for (int b = 0; b < c; b++)
+            sum += F[b];
+    }
+    free(buf);
+    free(F);
+    return sum / (double)n;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void emit_hidden(const rbm *m, const dataset *ds, int force)
+{
+    tz_writer *w = cli_writer_stdout(force);
+    tz_header h;
+    tz_header_init(&h);
+    uint64_t dims[1] = {(uint64_t)m->nh};
+    tz_header_set_shape(&h, TZ_F32, 1, dims);
+    int e = tz_writer_begin(w, &h);
+    tz_header_clear(&h);
+    if (e)
+        cli_die_writer("", w, e);
+    enum { CH = 256 };
+    float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
+    float *ph = malloc((size_t)CH * m->nh * sizeof *ph);
+    if (!buf || !ph)
+        cli_die("out of memory");
+    for (uint64_t r0 = 0; r0 < ds->rows; r0 += CH) {
+        int c = ds->rows - r0 < CH ? (int)(ds->rows - r0) : CH;
+        gather(ds, NULL, r0, c, buf);
+        rbm_hidden_probs(m, c, buf, ph);
+        if ((e = tz_write(w, ph, (size_t)c)))
+            cli_die_writer("", w, e);
+    }
+    free(buf);
+    free(ph);
+    cli_finish_writer(w);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argc, argv, "rbm-train");
+    options o = {
+        .vis = RBM_BERNOULLI, .hid = RBM_BERNOULLI, .nh = 500,
+        .epochs = 10, .batch = 100, .k = 1, .lr = -1, .momentum = 0.9,
+        .init_momentum = 0.5, .mom_epochs = 5, .wd = 2e-4,
+        .sparsity_cost = 0.1, .seed = 1,
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "o:V:H:e:b:l:k:s:j:fqh", long_opts,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'o': o.output = optarg; break;
+        case 'V':
+            if ((o.vis = rbm_unit_parse(optarg)) < 0)
+                cli_usage_error("invalid visible unit type '%s'", optarg);
+            break;
+        case OPT_HIDDEN_TYPE:
+            o.hid = rbm_unit_parse(optarg);
+            if (o.hid != RBM_BERNOULLI && o.hid != RBM_GAUSSIAN)
+                cli_usage_error("invalid hidden unit type '%s'", optarg);
+            break;
+        case 'H': o.nh = (int)cli_long(optarg, 1, 1 << 20, "hidden unit count"); break;
+        case OPT_SOFTMAX_GROUP:
+            o.softmax_group = (int)cli_long(optarg, 1, 1 << 24, "softmax group size");
+            break;
+        case OPT_DBM_BOTTOM: o.dbm_bottom = 1; break;
+        case OPT_DBM_TOP: o.dbm_top = 1; break;
+        case 'e': o.epochs = cli_long(optarg, 0, 1000000, "epoch count"); break;
+        case 'b': o.batch = cli_long(optarg, 1, 1000000, "batch size"); break;
+        case 'l': o.lr = cli_double(optarg, 0, 100, "learning rate"); break;
+        case OPT_LR_DECAY: o.lr_decay = cli_double(optarg, 0, 1e12, "learning-rate decay"); break;
+        case 'k': o.k = cli_long(optarg, 1, 100000, "CD step count"); break;
+        case OPT_PCD: o.pcd = 1; break;
+        case OPT_MOMENTUM: o.momentum = cli_double(optarg, 0, 0.999, "momentum"); break;
+        case OPT_INIT_MOMENTUM: o.init_momentum = cli_double(optarg, 0, 0.999, "momentum"); break;
+        case OPT_MOM_EPOCHS: o.mom_epochs = cli_long(optarg, 0, 1000000, "momentum epochs"); break;
+        case OPT_WD: o.wd = cli_double(optarg, 0, 1, "weight decay"); break;
+        case OPT_SPARSITY: o.sparsity = cli_double(optarg, 0, 0.999, "sparsity target"); break;
+        case OPT_SPARSITY_COST: o.sparsity_cost = cli_double(optarg, 0, 1000, "sparsity cost"); break;
+        case OPT_LEARN_SIGMA: o.learn_sigma = 1; break;
+        case OPT_ALLOW_REAL: o.allow_real = 1; break;
+        case 's': o.seed = cli_u64(optarg, "seed"); break;
+        case 'j': o.threads = (int)cli_long(optarg, 0, 1024, "thread count"); break;
+        case OPT_EMIT: o.emit = 1; break;
+        case 'f': o.force = 1; break;
+        case OPT_LOG: o.log = optarg; break;
+        case OPT_VALID: o.valid = optarg; break;
+        case OPT_CKPT_EVERY: o.ckpt_every = cli_long(optarg, 0, 1000000, "checkpoint interval"); break;
+        case OPT_RESUME: o.resume = 1; break;
+        case OPT_STOP_AFTER: o.stop_after = cli_long(optarg, 0, 1L << 40, "batch count"); break;
+        case 'q': cli_quiet = 1; break;
+        case OPT_LEVEL: cli_wopts.level = (int)cli_long(optarg, -7, 22, "level"); break;
+        case 'h': usage(); cli_close_stdout(); return 0;
+        case OPT_VERSION: cli_version();
+        default: cli_usage_error("invalid option");
+        }
+    }
+    if (!o.output)
+        cli_usage_error("no model file given (-o MODEL)");
+    if (optind < argc - 1)
+        cli_usage_error("too many arguments");
+    o.input = optind < argc ? argv[optind] : NULL;
+    if (o.softmax_group && o.vis != RBM_SOFTMAX)
+        cli_usage_error("--softmax-group needs --visible softmax");
+    if (o.learn_sigma && o.vis != RBM_GAUSSIAN)
+        cli_usage_error("--learn-sigma needs --visible gaussian");
+    if (o.lr < 0)
+        o.lr = o.vis == RBM_GAUSSIAN ? 0.01 : o.vis == RBM_REPSOFTMAX ? 0.001 : 0.1;
+    if (o.emit)
+        cli_check_stdout(o.force);
+    gemm_init(o.threads);
+
+    dataset ds = {.scale = 1};
+    load_data(o.input, &ds);
+    if (o.allow_real && o.vis == RBM_BERNOULLI && ds.dtype == TZ_U8)
+        ds.scale = 1.0f / 255;
+    if (o.vis == RBM_SOFTMAX) {
+        if (!o.softmax_group)
+            o.softmax_group = ds.V;
+        if (ds.V % o.softmax_group)
+            cli_die("softmax group size %d does not divide the %d columns",
+                    o.softmax_group, ds.V);
+    }
+
+    char key[1024];
+    options_key(&o, &ds, key, sizeof key);
+    char *ckpt = ckpt_path(o.output);
+    rbm *m = NULL;
+    rbm_trainer *t = NULL;
+    long start_epoch = 0, start_batch = 0;
+    double recon_sum = 0;
+    if (o.resume) {
+        if (access(ckpt, F_OK) != 0)
+            cli_die("%s: no checkpoint to resume from", ckpt);
+        tz_model *cf = cli_load_model(ckpt);
+        char err[300];
+        m = rbm_from_model(cf, err, sizeof err);
+        if (!m)
+            cli_die("%s: %s", ckpt, err);
+        if (m->nv != ds.V)
+            cli_die("input has %d columns, checkpoint %s expects %d", ds.V,
+                    ckpt, m->nv);
+        const char *ck = tz_attr_get_s(&cf->meta, "ckpt.options", "");
+        if (strcmp(ck, key) != 0)
+            cli_die("%s: checkpoint was made with other options or data",
+                    ckpt);
+        t = rbm_trainer_new(m, (int)o.batch, 0);
+        if (!t)
+            cli_die("out of memory");
+        if (rbm_trainer_load(t, cf))
+            cli_die("%s: %s", ckpt, tz_model_error(cf));
+        start_epoch = (long)tz_attr_get_i(&cf->meta, "ckpt.epoch", 0);
+        start_batch = (long)tz_attr_get_i(&cf->meta, "ckpt.batch", 0);
+        recon_sum = tz_attr_get_f(&cf->meta, "ckpt.recon_sum", 0);
+        tz_model_free(cf);
+    } else {
+        m = rbm_new(ds.V, o.nh, o.vis, o.hid);
+        if (!m)
+            cli_die("out of memory");
+    }
+    if (o.vis == RBM_SOFTMAX)
+        m->softmax_group = o.softmax_group;
+    m->up_scale = o.dbm_bottom ? 2.0f : 1.0f;
+    m->down_scale = o.dbm_top ? 2.0f : 1.0f;
+    check_rows(m, &ds, o.allow_real, o.input ? o.input : "stdin");
+
+    dataset vd = {.scale = 1};
+    if (o.valid) {
+        load_data(o.valid, &vd);
+        if (vd.V != ds.V)
+            cli_die("%s: input has %d columns, model expects %d", o.valid,
+                    vd.V, ds.V);
+        if (o.allow_real && o.vis == RBM_BERNOULLI && vd.dtype == TZ_U8)
+            vd.scale = 1.0f / 255;
+        check_rows(m, &vd, o.allow_real, o.valid);
+    }
+
+    rng_t root;
+    rng_seed(&root, o.seed);
+    rng_t init_rng, order_root;
+    rng_split(&init_rng, &root, 1);
+    rng_split(&order_root, &root, 2);
+    uint64_t train_seed = rng_next(&root);
+    if (!o.resume) {
+        double *mean = calloc((size_t)ds.V, sizeof *mean);
+        float *fmean = malloc((size_t)ds.V * sizeof *fmean);
+        float *buf = malloc((size_t)256 * ds.V * sizeof *buf);
+        if (!mean || !fmean || !buf)
+            cli_die("out of memory");
+        for (uint64_t r0 = 0; r0 < ds.rows; r0 += 256) {
+            int n = ds.rows - r0 < 256 ? (int)(ds.rows - r0) : 256;
+            gather(&ds, NULL, r0, n, buf);
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < ds.V; i++)
+                    mean[i] += buf[(size_t)b * ds.V + i];
+        }
+        for (int i = 0; i < ds.V; i++)
+            fmean[i] = (float)(mean[i] / (double)ds.rows);
+        rbm_init_params(m, fmean, &init_rng);
+        free(mean);
+        free(fmean);
+        free(buf);
+        t = rbm_trainer_new(m, (int)o.batch, train_seed);
+        if (!t)
+            cli_die("out of memory");
+    }
+
+    FILE *logf = NULL;
+    if (o.log) {
+        logf = fopen(o.log, o.resume ? "a" : "w");
+        if (!logf)
+            cli_die("%s:", o.log);
+        if (!o.resume)
+            fprintf(logf, "epoch\tseconds\trecon_error%s\n",
+                    o.valid ? "\tfe_train\tfe_valid\tfe_gap" : "");
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    uint64_t N = ds.rows;
+    long nb = (long)((N + o.batch - 1) / o.batch);
+    uint64_t *perm = malloc(N * sizeof *perm);
+    float *batch = malloc((size_t)o.batch * ds.V * sizeof *batch);
+    if (!perm || !batch)
+        cli_die("out of memory");
+    rbm_train_opts to;
+    rbm_train_opts_init(&to);
+    to.k = (int)o.k;
+    to.pcd = o.pcd;
+    to.weight_decay = (float)o.wd;
+    to.sparsity_target = (float)o.sparsity;
+    to.sparsity_cost = (float)o.sparsity_cost;
+    to.learn_sigma = o.learn_sigma;
+    int progress = cli_progress_enabled();
+    long done = 0;
+    double last_recon = 0;
+    for (long ep = start_epoch; ep < o.epochs; ep++) {
+        double t0 = now(), tshow = t0;
+        rng_t order = order_root, er;
+        rng_split(&er, &order, (uint64_t)ep);
+        rng_permutation(&er, perm, N);
+        to.lr = (float)(o.lr_decay > 0 ? o.lr / (1 + ep / o.lr_decay) : o.lr);
+        to.momentum = (float)(ep < o.mom_epochs ? o.init_momentum : o.momentum);
+        for (long bi = ep == start_epoch ? start_batch : 0; bi < nb; bi++) {
+            uint64_t r0 = (uint64_t)bi * o.batch;
+            int B = N - r0 < (uint64_t)o.batch ? (int)(N - r0) : (int)o.batch;
+            gather(&ds, perm + r0, 0, B, batch);
+            recon_sum += rbm_train_step(t, B, batch, &to);
+            if (o.stop_after && ++done == o.stop_after)
+                got_signal = SIGTERM;
+            if (got_signal) {
+                int sig = got_signal;
+                save_checkpoint(ckpt, m, t, &o, &ds, key, ep, bi + 1, recon_sum);
+                if (progress)
+                    fputc('\n', stderr);
+                cli_warn("interrupted; checkpoint saved to %s (epoch %ld, "
+                         "batch %ld)", ckpt, ep + 1, bi + 1);
+                exit(128 + sig);
+            }
+            if (progress && now() - tshow > 0.5) {
+                tshow = now();
+                fprintf(stderr, "\repoch %ld/%ld  batch %ld/%ld  recon %.4f ",
+                        ep + 1, o.epochs, bi + 1, nb,
+                        recon_sum / (double)(r0 + B));
+            }
+        }
+        last_recon = recon_sum / (double)N;
+        double secs = now() - t0;
+        if (progress)
+            fprintf(stderr, "\repoch %ld/%ld  %.2f s  recon %.4f          \n",
+                    ep + 1, o.epochs, secs, last_recon);
+        if (logf) {
+            fprintf(logf, "%ld\t%.3f\t%.6f", ep + 1, secs, last_recon);
+            if (o.valid) {
+                uint64_t n = vd.rows < N ? vd.rows : N;
+                double ft = mean_free_energy(m, &ds, n);
+                double fv = mean_free_energy(m, &vd, vd.rows);
+                fprintf(logf, "\t%.6f\t%.6f\t%.6f", ft, fv, fv - ft);
+            }
+            fputc('\n', logf);
+            fflush(logf);
+        }
+        recon_sum = 0;
+        if (o.ckpt_every && (ep + 1) % o.ckpt_every == 0 && ep + 1 < o.epochs)
+            save_checkpoint(ckpt, m, t, &o, &ds, key, ep + 1, 0, 0);
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (logf && fclose(logf) != 0)
+        cli_die("%s:", o.log);
+
+    tz_model *mf = tz_model_new();
+    if (!mf || rbm_to_model(m, mf))
+        cli_die("out of memory");
+    set_provenance(mf, &o, &ds, last_recon);
+    char err[400];
+    if (tz_model_save(mf, o.output, err, sizeof err))
+        cli_die("%s", err);
+    tz_model_free(mf);
+    if (unlink(ckpt) != 0 && errno != ENOENT)
+        cli_warn("%s: cannot remove:", ckpt);
+    if (o.emit)
+        emit_hidden(m, &ds, o.force);
+    rbm_trainer_free(t);
+    rbm_free(m);
+    free(perm);
+    free(batch);
+    free(ckpt);
+    free(ds.data);
+    free(vd.data);
+    return 0;
+}
