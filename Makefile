@@ -67,7 +67,7 @@ $(BUILD)/fuzz/%-replay: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/librbmkit.a 
 fuzz:
 	@mkdir -p build-fuzz
 	for f in $(FUZZ_SRC); do \
-	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  clang -std=c11 -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -Ilib -Icmd -o build-fuzz/$$(basename $$f .c) $$f $(LIB_SRC) $(LDLIBS) || exit 1; \
 	done
 

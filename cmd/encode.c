@@ -1,0 +1,404 @@
+/* encode.c - map rows through a trained model: visible rows in, hidden
+ * probabilities (or samples) out; with --down, hidden rows in, visible
+ * means (reconstructions) out.
+ *
+ *   encode MODEL [--sample] [--down] [INPUT]  > codes.tz
+ *
+ * The input is read, mapped and written in batches of --batch rows, so
+ * memory does not grow with the stream.  Every product is one gemm_f32 call
+ * inside lib/rbm.c.  The model type (the model.type attribute) is looked at
+ * in one place, encoder_open(); each type supplies an `encoder` (widths, a
+ * row check and a batch map), so deeper models plug in there.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "gemm.h"
+#include "rbm.h"
+#include "rng.h"
+#include "tz.h"
+
+#define DEFAULT_BATCH 256
+
+typedef struct {
+    int sample;          /* draw samples instead of means */
+    int down;            /* hidden -> visible */
+    double length;       /* replicated softmax document length for --down */
+    int length_set;
+    int allow_real;      /* real values for bernoulli visible units */
+    uint64_t seed;
+} encode_opts;
+
+/* A model as a row map: in (B, in_dim) -> out (B, out_dim). */
+typedef struct encoder encoder;
+struct encoder {
+    const char *type;      /* model.type */
+    int in_dim, out_dim;
+    const char *in_what;   /* "visible" or "hidden": names in_dim's units */
+    /* NULL, or a message about a problem in rows in (B, in_dim) */
+    const char *(*check)(encoder *e, int B, const float *in);
+    void (*map)(encoder *e, int B, const float *in, float *out);
+    void (*free)(encoder *e);
+    void *impl;
+};
+
+/* ---- RBM ------------------------------------------------------------------ */
+
+typedef struct {
+    rbm *m;
+    encode_opts o;
+    rng_t rng;
+    float *d;        /* (batch) document lengths for --down */
+    int dcap;
+} rbm_enc;
+
+/* GNU C vectors (gcc, clang): four lanes, compared lane by lane. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+static const char *check_finite(int n, const float *x)
+{
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return "NaN or infinite value";
+    return NULL;
+}
+
+static const char *rbm_enc_check(encoder *e, int B, const float *in)
+{
+    rbm_enc *s = e->impl;
+    if (s->o.down)
+        return check_finite(B * e->in_dim, in);
+    if (s->m->vis == RBM_BERNOULLI && !s->o.allow_real) {
+        /* The common case, binary rows, in one branch-free pass (NaN and
+         * infinities fail both tests); rbm_check_data names any problem. */
+        size_t n = (size_t)B * (size_t)e->in_dim, i = 0;
+        v4i bad = {0, 0, 0, 0};
+        for (; i + 4 <= n; i += 4) {
+            v4f x;
+            memcpy(&x, in + i, sizeof x);
+            bad |= (x != 0.0f) & (x != 1.0f);
+        }
+        int any = bad[0] | bad[1] | bad[2] | bad[3];
+        for (; i < n; i++)
+            any |= (in[i] != 0.0f) & (in[i] != 1.0f);
+        if (!any)
+            return NULL;
+    }
+    return rbm_check_data(s->m, B, in, s->o.allow_real);
+}
+
+static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
+{
+    rbm_enc *s = e->impl;
+    if (!s->o.down) {
+        /* out (B, H) = E[h | v] or a sample of h */
+        rbm_hidden_probs(s->m, B, in, out);
+        if (s->o.sample)
+            rbm_sample_hidden(s->m, B, out, out, &s->rng);
+        return;
+    }
+    if (B > s->dcap) {
+        float *d = realloc(s->d, (size_t)B * sizeof *d);
+        if (!d)
+            cli_die("out of memory");
+        s->d = d;
+        s->dcap = B;
+    }
+    for (int b = 0; b < B; b++)
+        s->d[b] = (float)s->o.length;
+    /* out (B, V) = E[v | h] or a sample of v */
+    rbm_visible_probs(s->m, B, in, s->d, out);
+    if (s->o.sample)
+        rbm_sample_visible(s->m, B, out, s->d, out, &s->rng);
+}
+
+static void rbm_enc_free(encoder *e)
+{
+    rbm_enc *s = e->impl;
+    rbm_free(s->m);
+    free(s->d);
+    free(s);
+}
+
+static encoder *rbm_encoder_open(tz_model *mf, const encode_opts *o,
+                                 encoder *e)
+{
+    char err[300];
+    rbm *m = rbm_from_model(mf, err, sizeof err);
+    if (!m)
+        cli_die("%s", err);
+    if (o->length_set && !(o->down && m->vis == RBM_REPSOFTMAX))
+        cli_usage_error("--length applies only with --down to a model with "
+                        "replicated-softmax visible units");
+    rbm_enc *s = calloc(1, sizeof *s);
+    if (!s)
+        cli_die("out of memory");
+    s->m = m;
+    s->o = *o;
+    rng_seed(&s->rng, o->seed);
+    e->in_dim = o->down ? m->nh : m->nv;
+    e->out_dim = o->down ? m->nv : m->nh;
+    e->in_what = o->down ? "hidden" : "visible";
+    e->check = rbm_enc_check;
+    e->map = rbm_enc_map;
+    e->free = rbm_enc_free;
+    e->impl = s;
+    return e;
+}
+
+/* ---- model type dispatch --------------------------------------------------- */
+
+static encoder *encoder_open(tz_model *mf, const encode_opts *o)
+{
+    static encoder e;
+    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
+    if (!type)
+        cli_die("model has no model.type attribute");
+    e.type = type;
+    if (strcmp(type, "rbm") == 0)
+        return rbm_encoder_open(mf, o, &e);
+    cli_die("unsupported model type '%s'", type);
+}
+
+/* ---- provenance ------------------------------------------------------------ */
+
+/* FNV-1a 64 over the tensors' names, dtypes, shapes and data: identifies
+ * the parameters the codes came from, whatever the model file is called. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t model_hash(const tz_model *mf)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < mf->n; i++) {
+        const tz_tensor *t = &mf->t[i];
+        h = fnv1a(h, t->h.name, strlen(t->h.name) + 1);
+        unsigned char meta[8 + 8 * (TZ_RANK_MAX + 1)];
+        size_t k = 0;
+        uint64_t v[TZ_RANK_MAX + 2];
+        v[k++] = (uint64_t)t->h.dtype;
+        v[k++] = t->count;
+        for (int j = 0; j < t->h.rank; j++)
+            v[k++] = t->h.dims[j];
+        for (size_t j = 0; j < k; j++)
+            for (int b = 0; b < 8; b++)
+                meta[8 * j + b] = (unsigned char)(v[j] >> (8 * b));
+        h = fnv1a(h, meta, 8 * k);
+        h = fnv1a(h, t->data, (size_t)(t->count * tz_record_bytes(&t->h)));
+    }
+    return h;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static void usage(void)
+{
+    printf(
+"Usage: %s [OPTION]... MODEL [INPUT]\n"
+"Map rows of INPUT (a .tz stream; stdin when absent or '-') through MODEL:\n"
+"visible rows in, hidden probabilities E[h|v] out (f32 rows of width H).\n"
+"\n"
+"  -S, --sample          output samples: 0/1 for bernoulli hidden units,\n"
+"                        mean + N(0,1) noise for gaussian ones (default: means)\n"
+"  -d, --down            hidden rows in, visible means E[v|h] out (width V):\n"
+"                        reconstructions; with --sample, visible samples\n"
+"  -D, --length D        with --down and replicated-softmax visible units:\n"
+"                        the document length, means are D * p(word|h) and a\n"
+"                        sample has D words (default: 1, the word distribution)\n"
+"      --allow-real      accept values other than 0/1 for bernoulli visible\n"
+"                        units (default: an error)\n"
+"  -s, --seed N          random seed for --sample (default: 1)\n"
+"  -b, --batch N         rows per batch (default: %d)\n"
+"  -j, --threads N       BLAS threads; 0 = the BLAS default, which follows\n"
+"                        OPENBLAS_NUM_THREADS or uses every CPU (default: 0)\n"
+"  -f, --force           write binary output to a terminal\n"
+"  -q, --quiet           no progress on stderr\n"
+"      --level N         zstd level of the output (default: %d)\n"
+"      --chunk-size N    uncompressed bytes per output chunk (default: %u)\n"
+"      --compress-threads N  1 = compress inline, 2 = on a background thread\n"
+"                        (default: 1)\n"
+"  -h, --help            show this help and exit\n"
+"  -V, --version         show the version and exit\n"
+"\n"
+"The output carries the attributes encode.model (MODEL's file name),\n"
+"encode.model_hash (FNV-1a 64 of its tensors) and encode.mode, and keeps\n"
+"the input's modality.name.  Samples are deterministic for a given seed\n"
+"and batch size.\n",
+        cli_prog, DEFAULT_BATCH, TZ_DEFAULT_LEVEL, TZ_DEFAULT_CHUNK);
+}
+
+enum { OPT_ALLOW_REAL = 256, OPT_LEVEL, OPT_CHUNK, OPT_CTHREADS };
+
+int main(int argc, char **argv)
+{
+    cli_init(argc, argv, "encode");
+    encode_opts o = {0};
+    o.seed = 1;
+    o.length = 1;
+    long batch = DEFAULT_BATCH, threads = 0;
+    int force = 0;
+    static const struct option lopts[] = {
+        {"sample", no_argument, NULL, 'S'},
+        {"down", no_argument, NULL, 'd'},
+        {"length", required_argument, NULL, 'D'},
+        {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
+        {"seed", required_argument, NULL, 's'},
+        {"batch", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 'j'},
+        {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"level", required_argument, NULL, OPT_LEVEL},
+        {"chunk-size", required_argument, NULL, OPT_CHUNK},
+        {"compress-threads", required_argument, NULL, OPT_CTHREADS},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "SdD:s:b:j:fqhV", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'S': o.sample = 1; break;
+        case 'd': o.down = 1; break;
+        case 'D':
+            o.length = cli_double(optarg, 1e-6, 1e9, "document length");
+            o.length_set = 1;
+            break;
+        case OPT_ALLOW_REAL: o.allow_real = 1; break;
+        case 's': o.seed = cli_u64(optarg, "seed"); break;
+        case 'b': batch = cli_long(optarg, 1, 1 << 20, "batch size"); break;
+        case 'j': threads = cli_long(optarg, 0, 1024, "thread count"); break;
+        case 'f': force = 1; break;
+        case 'q': cli_quiet = 1; break;
+        case OPT_LEVEL:
+            cli_wopts.level = (int)cli_long(optarg, -131072, 22, "level");
+            break;
+        case OPT_CHUNK:
+            cli_wopts.chunk_bytes = (size_t)cli_long(optarg, 1, TZ_CHUNK_MAX,
+                                                     "chunk size");
+            break;
+        case OPT_CTHREADS:
+            cli_wopts.threads = (int)cli_long(optarg, 1, 2, "compress threads");
+            break;
+        case 'h': usage(); cli_close_stdout(); return 0;
+        case 'V': cli_version();
+        default: cli_usage_error("invalid option");
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error("missing MODEL");
+    if (argc - optind > 2)
+        cli_usage_error("too many operands");
+    const char *model_path = argv[optind];
+    const char *in_path = optind + 1 < argc ? argv[optind + 1] : NULL;
+    if (threads > 0)
+        gemm_init((int)threads);
+
+    tz_model *mf = cli_load_model(model_path);
+    encoder *e = encoder_open(mf, &o);
+    uint64_t mhash = model_hash(mf);
+
+    FILE *in = cli_open_in(in_path);
+    const char *in_name = in_path ? in_path : "-";
+    tz_reader *r = cli_reader(in, in_name);
+    const tz_header *ih = tz_reader_header(r);
+    uint64_t cols = tz_record_elems(ih);
+    if (cols != (uint64_t)e->in_dim)
+        cli_die("input has %llu columns, model expects %d%s",
+                (unsigned long long)cols, e->in_dim,
+                o.down ? " (hidden units)" : "");
+
+    tz_header oh;
+    tz_header_init(&oh);
+    uint64_t dim = (uint64_t)e->out_dim;
+    if (tz_header_set_shape(&oh, TZ_F32, 1, &dim))
+        cli_die("output shape [%d] exceeds the stream limits", e->out_dim);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)mhash);
+    const char *mode = o.down ? (o.sample ? "down-sample" : "down-mean")
+                              : (o.sample ? "up-sample" : "up-mean");
+    const char *modality = tz_attr_get_s(ih, "modality.name", NULL);
+    if (tz_attr_set_s(&oh, "encode.model", base_name(model_path)) ||
+        tz_attr_set_s(&oh, "encode.model_hash", hex) ||
+        tz_attr_set_s(&oh, "encode.mode", mode) ||
+        (o.sample && tz_attr_set_i(&oh, "encode.seed", (int64_t)o.seed)) ||
+        (o.length_set && tz_attr_set_f(&oh, "encode.length", o.length)) ||
+        (modality && tz_attr_set_s(&oh, "modality.name", modality)))
+        cli_die("out of memory");
+
+    /* x (batch, in_dim), y (batch, out_dim); static, so that they stay
+     * reachable (not reported as leaks) when a data error exits */
+    static float *x, *y;
+    x = malloc((size_t)batch * (size_t)e->in_dim * sizeof *x);
+    y = malloc((size_t)batch * (size_t)e->out_dim * sizeof *y);
+    if (!x || !y)
+        cli_die("out of memory");
+
+    tz_writer *w = cli_writer_stdout(force);
+    int rc = tz_writer_begin(w, &oh);
+    if (rc)
+        cli_die_writer("", w, rc);
+    uint64_t done = 0;
+    time_t last = time(NULL);
+    int progress = cli_progress_enabled();
+    for (;;) {
+        long n = tz_read_f32(r, x, (size_t)batch);
+        if (n < 0)
+            cli_die_reader(in_path ? in_path : "", r, (int)n);
+        if (n == 0)
+            break;
+        const char *bad = e->check(e, (int)n, x);
+        if (bad) {
+            /* find the first bad row for the message */
+            long i = 0;
+            while (i < n - 1 && !e->check(e, 1, x + (size_t)i * e->in_dim))
+                i++;
+            bad = e->check(e, 1, x + (size_t)i * e->in_dim);
+            cli_die("input row %llu: %s%s", (unsigned long long)(done + i + 1),
+                    bad ? bad : "invalid values",
+                    bad && strstr(bad, "non-binary") && !o.allow_real
+                        ? " (--allow-real accepts values in [0, 1])" : "");
+        }
+        e->map(e, (int)n, x, y);
+        rc = tz_write(w, y, (size_t)n);
+        if (rc)
+            cli_die_writer("", w, rc);
+        done += (uint64_t)n;
+        if (progress && time(NULL) != last) {
+            last = time(NULL);
+            fprintf(stderr, "\r%s: %llu rows", cli_prog, (unsigned long long)done);
+        }
+    }
+    if (progress)
+        fprintf(stderr, "\r%s: %llu rows\n", cli_prog, (unsigned long long)done);
+    rc = tz_expect_end(r);
+    if (rc)
+        cli_die_reader(in_path ? in_path : "", r, rc);
+    cli_finish_writer(w);
+
+    free(x);
+    free(y);
+    tz_header_clear(&oh);
+    tz_reader_free(r);
+    cli_close_in(in);
+    e->free(e);
+    tz_model_free(mf);
+    return 0;
+}

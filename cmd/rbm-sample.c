@@ -1,0 +1,551 @@
+/* rbm-sample.c - draw visible vectors from an RBM by block Gibbs sampling.
+ *
+ *   rbm-sample MODEL [-n N] [--steps N] [-s SEED] [INPUT]  > samples.tz
+ *
+ * Each chain alternates h ~ p(h|v), v ~ p(v|h).  Without INPUT, N chains
+ * start at random; with INPUT, one chain starts at each input row, and
+ * --clamp / --clamp-mask / --clamp-group keep chosen visible units at the
+ * row's values, which samples the free units from p(v_free | v_clamped).
+ * Chains are independent, each with its own random stream derived from the
+ * seed and the chain's number, so they run in blocks of up to 256 (one
+ * gemm_f32 per product for the block) and memory does not grow with the
+ * number of chains or input rows.  Output rows are grouped by chain:
+ * chain 0's emitted states in time order, then chain 1's, ...
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gemm.h"
+#include "rbm.h"
+#include "rng.h"
+#include "tz.h"
+
+#define DEFAULT_COUNT 10
+#define DEFAULT_STEPS 1000
+#define DEFAULT_LENGTH 100
+#define BLOCK_MAX 256
+#define BLOCK_OUT_BYTES (64u << 20)   /* bound on a block's buffered output */
+
+typedef struct {
+    long steps, burn_in, every;   /* every 0: only the final state */
+    int means;                    /* emit E[v|h] instead of samples */
+    uint64_t seed;
+} sample_opts;
+
+/* ---- clamp sets ------------------------------------------------------------ */
+
+/* Parse "A:B,C,D:" (half-open column ranges, python-like; A defaults to 0,
+ * B to n) into mask (n), setting 1 for every listed index; `unit` scales an
+ * index (softmax group size for --clamp-group).  Returns 0 or dies with a
+ * usage error. */
+static void parse_ranges(const char *spec, const char *opt, long n, int unit,
+                         unsigned char *mask)
+{
+    char *copy = strdup(spec);
+    if (!copy)
+        cli_die("out of memory");
+    char *save = NULL;
+    int any = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        long a, b;
+        char *colon = strchr(tok, ':');
+        if (colon) {
+            *colon = 0;
+            a = *tok ? cli_long(tok, 0, n, opt) : 0;
+            b = colon[1] ? cli_long(colon + 1, 0, n, opt) : n;
+        } else {
+            a = cli_long(tok, 0, n - 1, opt);
+            b = a + 1;
+        }
+        if (a >= b)
+            cli_usage_error("invalid %s '%s': empty range", opt, spec);
+        for (long i = a * unit; i < b * unit; i++)
+            mask[i] = 1;
+        any = 1;
+    }
+    if (!any)
+        cli_usage_error("invalid %s '%s': no columns", opt, spec);
+    free(copy);
+}
+
+/* Read one row of width V from a stream; nonzero = clamped. */
+static void read_mask(const char *path, int V, unsigned char *mask)
+{
+    FILE *f = cli_open_in(path);
+    tz_reader *r = cli_reader(f, path);
+    uint64_t cols = tz_record_elems(tz_reader_header(r));
+    if (cols != (uint64_t)V)
+        cli_die("%s: clamp mask has %llu columns, model expects %d", path,
+                (unsigned long long)cols, V);
+    float *row = malloc((size_t)V * sizeof *row);
+    if (!row)
+        cli_die("out of memory");
+    long n = tz_read_f32(r, row, 1);
+    if (n < 0)
+        cli_die_reader(path, r, (int)n);
+    if (n == 0)
+        cli_die("%s: empty clamp mask", path);
+    for (int i = 0; i < V; i++) {
+        if (row[i] != 0 && row[i] != 1)
+            cli_die("%s: clamp mask values must be 0 or 1", path);
+        if (row[i] == 1)
+            mask[i] = 1;
+    }
+    free(row);
+    tz_reader_free(r);
+    cli_close_in(f);
+}
+
+/* ---- the sampler ----------------------------------------------------------- */
+
+typedef struct {
+    rbm *m;
+    sample_opts o;
+    const unsigned char *clamp;   /* (V) 1 = held at the start value, or NULL */
+    int B;                        /* chains per block */
+    rng_t base;                   /* seeded; never advanced */
+    rng_t *rng;                   /* (B) one stream per chain */
+    float *v, *v0, *ph, *h, *pv;  /* (B,V) (B,V) (B,H) (B,H) (B,V) */
+    float *d;                     /* (B) document lengths */
+    float *out;                   /* (B, E, V) emitted states, chain-major */
+    long n_emit;                  /* E: states emitted per chain */
+} sampler;
+
+/* Number of states a chain emits. */
+static long emit_count(const sample_opts *o)
+{
+    if (o->every == 0)
+        return 1;
+    return (o->steps - o->burn_in) / o->every;
+}
+
+/* Index in 0..E-1 of the state after step t (1-based), or -1. */
+static long emit_index(const sample_opts *o, long t)
+{
+    if (o->every == 0)
+        return t == o->steps ? 0 : -1;
+    if (t <= o->burn_in || (t - o->burn_in) % o->every)
+        return -1;
+    return (t - o->burn_in) / o->every - 1;
+}
+
+static void chain_rng(sampler *s, uint64_t chain, rng_t *out)
+{
+    rng_t p = s->base;
+    rng_split(out, &p, chain);
+}
+
+/* A random start for chain b (rng already set): uniform 0/1 (bernoulli),
+ * c + sigma N(0,1) (gaussian), a uniform category per group (softmax),
+ * D uniformly drawn words (replicated softmax). */
+static void random_start(sampler *s, int b, float length)
+{
+    rbm *m = s->m;
+    int V = m->nv;
+    float *v = s->v + (size_t)b * V;
+    rng_t *g = &s->rng[b];
+    switch (m->vis) {
+    case RBM_BERNOULLI:
+        for (int i = 0; i < V; i++)
+            v[i] = (float)(rng_next(g) >> 63);
+        break;
+    case RBM_GAUSSIAN:
+        for (int i = 0; i < V; i++)
+            v[i] = m->vbias[i] + (m->sigma ? m->sigma[i] : 1.0f) *
+                                     (float)rng_normal(g);
+        break;
+    case RBM_SOFTMAX: {
+        int K = m->softmax_group;
+        memset(v, 0, (size_t)V * sizeof *v);
+        for (int i = 0; i < V; i += K)
+            v[i + (int)rng_below(g, (uint64_t)K)] = 1;
+        break;
+    }
+    case RBM_REPSOFTMAX:
+        memset(v, 0, (size_t)V * sizeof *v);
+        for (long k = 0; k < (long)length; k++)
+            v[rng_below(g, (uint64_t)V)] += 1;
+        break;
+    }
+}
+
+static void apply_clamp(const sampler *s, int B, float *x)
+{
+    if (!s->clamp)
+        return;
+    int V = s->m->nv;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < V; i++)
+            if (s->clamp[i])
+                x[(size_t)b * V + i] = s->v0[(size_t)b * V + i];
+}
+
+/* Run B chains (started in s->v, rngs set) for o.steps steps, filling
+ * s->out (B, E, V). */
+static void run_block(sampler *s, int B)
+{
+    rbm *m = s->m;
+    int V = m->nv, H = m->nh;
+    long E = s->n_emit;
+    memcpy(s->v0, s->v, (size_t)B * V * sizeof *s->v);
+    rbm_doc_lengths(m, B, s->v, s->d);
+    for (long t = 1; t <= s->o.steps; t++) {
+        /* ph (B,H) = p(h|v); h ~ ph; pv (B,V) = E[v|h]; v ~ pv */
+        rbm_hidden_probs(m, B, s->v, s->ph);
+        for (int b = 0; b < B; b++)
+            rbm_sample_hidden(m, 1, s->ph + (size_t)b * H, s->h + (size_t)b * H,
+                              &s->rng[b]);
+        rbm_visible_probs(m, B, s->h, s->d, s->pv);
+        for (int b = 0; b < B; b++)
+            rbm_sample_visible(m, 1, s->pv + (size_t)b * V, s->d + b,
+                               s->v + (size_t)b * V, &s->rng[b]);
+        apply_clamp(s, B, s->v);
+        long k = emit_index(&s->o, t);
+        if (k < 0)
+            continue;
+        const float *src = s->v;
+        if (s->o.means) {
+            apply_clamp(s, B, s->pv);
+            src = s->pv;
+        }
+        for (int b = 0; b < B; b++)
+            memcpy(s->out + ((size_t)b * E + (size_t)k) * V,
+                   src + (size_t)b * V, (size_t)V * sizeof *src);
+    }
+}
+
+static void sampler_init(sampler *s, rbm *m, const sample_opts *o,
+                         const unsigned char *clamp)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->o = *o;
+    s->clamp = clamp;
+    s->n_emit = emit_count(o);
+    size_t V = (size_t)m->nv, H = (size_t)m->nh;
+    size_t per_chain = (size_t)s->n_emit * V * sizeof(float);
+    size_t B = per_chain ? BLOCK_OUT_BYTES / per_chain : BLOCK_MAX;
+    if (B > BLOCK_MAX) B = BLOCK_MAX;
+    if (B < 1) B = 1;
+    s->B = (int)B;
+    rng_seed(&s->base, o->seed);
+    s->rng = malloc(B * sizeof *s->rng);
+    s->v = malloc(B * V * sizeof(float));
+    s->v0 = malloc(B * V * sizeof(float));
+    s->pv = malloc(B * V * sizeof(float));
+    s->ph = malloc(B * H * sizeof(float));
+    s->h = malloc(B * H * sizeof(float));
+    s->d = malloc(B * sizeof(float));
+    s->out = malloc(B * per_chain);
+    if (!s->rng || !s->v || !s->v0 || !s->pv || !s->ph || !s->h || !s->d ||
+        !s->out)
+        cli_die("out of memory");
+}
+
+static void sampler_free(sampler *s)
+{
+    free(s->rng);
+    free(s->v);
+    free(s->v0);
+    free(s->pv);
+    free(s->ph);
+    free(s->h);
+    free(s->d);
+    free(s->out);
+}
+
+static void write_block(tz_writer *w, const sampler *s, int B)
+{
+    int rc = tz_write(w, s->out, (size_t)B * (size_t)s->n_emit);
+    if (rc)
+        cli_die_writer("", w, rc);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static void usage(void)
+{
+    printf(
+"Usage: %s [OPTION]... MODEL [INPUT]\n"
+"Draw visible vectors from the RBM in MODEL by block Gibbs sampling and\n"
+"write them as f32 rows of width V.  Without INPUT, --count chains start at\n"
+"random (bernoulli: uniform 0/1; gaussian: visible bias + sigma N(0,1);\n"
+"softmax: a uniform category per group; replicated softmax: --length\n"
+"uniform words).  With INPUT ('-' = stdin), one chain starts at each row.\n"
+"\n"
+"  -n, --count N         chains started at random (default: %d); with INPUT,\n"
+"                        at most N rows are used (default: all)\n"
+"      --steps N         Gibbs steps v->h->v per chain (default: %d)\n"
+"      --burn-in N       steps before the first emitted state, with --every\n"
+"                        (default: half of --steps)\n"
+"      --every K         emit the state every K steps after the burn-in\n"
+"                        (default: 0 = only the final state)\n"
+"      --means           emit E[v|h] of the step instead of the sample\n"
+"  -s, --seed N          random seed (default: 1)\n"
+"  -D, --length D        replicated softmax: words in a random start\n"
+"                        (default: %d); chains from INPUT keep their row's length\n"
+"      --clamp COLS      hold the visible units COLS at the input row's\n"
+"                        values: a list of columns and half-open ranges such\n"
+"                        as 0:392,700 (needs INPUT; default: none)\n"
+"      --clamp-mask FILE hold the units where the one-row stream FILE is 1\n"
+"                        (needs INPUT; default: none)\n"
+"      --clamp-group G   softmax visible units: hold whole groups, a list of\n"
+"                        group numbers and ranges as for --clamp (default: none)\n"
+"      --allow-real      accept input values other than 0/1 for bernoulli\n"
+"                        visible units (default: an error)\n"
+"  -j, --threads N       BLAS threads; 0 = the BLAS default (default: 0)\n"
+"  -f, --force           write binary output to a terminal\n"
+"  -q, --quiet           no progress on stderr\n"
+"      --level N         zstd level of the output (default: %d)\n"
+"      --chunk-size N    uncompressed bytes per output chunk (default: %u)\n"
+"      --compress-threads N  1 = compress inline, 2 = on a background thread\n"
+"                        (default: 1)\n"
+"  -h, --help            show this help and exit\n"
+"  -V, --version         show the version and exit\n"
+"\n"
+"Rows come grouped by chain: chain 0's states in time order, then chain\n"
+"1's.  The output is the same for the same seed, options and BLAS threads.\n",
+        cli_prog, DEFAULT_COUNT, DEFAULT_STEPS, DEFAULT_LENGTH,
+        TZ_DEFAULT_LEVEL, TZ_DEFAULT_CHUNK);
+}
+
+enum {
+    OPT_STEPS = 256, OPT_BURN, OPT_EVERY, OPT_MEANS, OPT_CLAMP, OPT_CMASK,
+    OPT_CGROUP, OPT_ALLOW_REAL, OPT_LEVEL, OPT_CHUNK, OPT_CTHREADS
+};
+
+int main(int argc, char **argv)
+{
+    cli_init(argc, argv, "rbm-sample");
+    sample_opts o = {0};
+    o.steps = DEFAULT_STEPS;
+    o.burn_in = -1;
+    o.seed = 1;
+    long count = DEFAULT_COUNT, threads = 0;
+    int count_set = 0, force = 0, allow_real = 0;
+    double length = DEFAULT_LENGTH;
+    int length_set = 0;
+    const char *clamp_cols = NULL, *clamp_mask = NULL, *clamp_groups = NULL;
+    static const struct option lopts[] = {
+        {"count", required_argument, NULL, 'n'},
+        {"steps", required_argument, NULL, OPT_STEPS},
+        {"burn-in", required_argument, NULL, OPT_BURN},
+        {"every", required_argument, NULL, OPT_EVERY},
+        {"means", no_argument, NULL, OPT_MEANS},
+        {"seed", required_argument, NULL, 's'},
+        {"length", required_argument, NULL, 'D'},
+        {"clamp", required_argument, NULL, OPT_CLAMP},
+        {"clamp-mask", required_argument, NULL, OPT_CMASK},
+        {"clamp-group", required_argument, NULL, OPT_CGROUP},
+        {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
+        {"threads", required_argument, NULL, 'j'},
+        {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"level", required_argument, NULL, OPT_LEVEL},
+        {"chunk-size", required_argument, NULL, OPT_CHUNK},
+        {"compress-threads", required_argument, NULL, OPT_CTHREADS},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "n:s:D:j:fqhV", lopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            count = cli_long(optarg, 1, 1L << 40, "count");
+            count_set = 1;
+            break;
+        case OPT_STEPS: o.steps = cli_long(optarg, 1, 1L << 40, "steps"); break;
+        case OPT_BURN: o.burn_in = cli_long(optarg, 0, 1L << 40, "burn-in"); break;
+        case OPT_EVERY: o.every = cli_long(optarg, 0, 1L << 40, "every"); break;
+        case OPT_MEANS: o.means = 1; break;
+        case 's': o.seed = cli_u64(optarg, "seed"); break;
+        case 'D':
+            length = (double)cli_long(optarg, 1, 1L << 30, "document length");
+            length_set = 1;
+            break;
+        case OPT_CLAMP: clamp_cols = optarg; break;
+        case OPT_CMASK: clamp_mask = optarg; break;
+        case OPT_CGROUP: clamp_groups = optarg; break;
+        case OPT_ALLOW_REAL: allow_real = 1; break;
+        case 'j': threads = cli_long(optarg, 0, 1024, "thread count"); break;
+        case 'f': force = 1; break;
+        case 'q': cli_quiet = 1; break;
+        case OPT_LEVEL:
+            cli_wopts.level = (int)cli_long(optarg, -131072, 22, "level");
+            break;
+        case OPT_CHUNK:
+            cli_wopts.chunk_bytes = (size_t)cli_long(optarg, 1, TZ_CHUNK_MAX,
+                                                     "chunk size");
+            break;
+        case OPT_CTHREADS:
+            cli_wopts.threads = (int)cli_long(optarg, 1, 2, "compress threads");
+            break;
+        case 'h': usage(); cli_close_stdout(); return 0;
+        case 'V': cli_version();
+        default: cli_usage_error("invalid option");
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error("missing MODEL");
+    if (argc - optind > 2)
+        cli_usage_error("too many operands");
+    const char *model_path = argv[optind];
+    const char *in_path = optind + 1 < argc ? argv[optind + 1] : NULL;
+    int have_input = in_path != NULL;
+    if (o.burn_in < 0)
+        o.burn_in = o.every ? o.steps / 2 : 0;
+    if (o.every && o.burn_in + o.every > o.steps)
+        cli_usage_error("--burn-in %ld plus --every %ld exceeds --steps %ld: "
+                        "nothing to emit", o.burn_in, o.every, o.steps);
+    if ((clamp_cols || clamp_mask || clamp_groups) && !have_input)
+        cli_usage_error("clamping needs an INPUT stream to take the clamped "
+                        "values from");
+    if (length_set && have_input)
+        cli_usage_error("--length applies only to random starts (no INPUT)");
+    if (threads > 0)
+        gemm_init((int)threads);
+
+    /* the model: model.type dispatch happens here */
+    tz_model *mf = cli_load_model(model_path);
+    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
+    if (!type)
+        cli_die("model has no model.type attribute");
+    if (strcmp(type, "rbm") != 0)
+        cli_die("unsupported model type '%s'", type);
+    char err[300];
+    rbm *m = rbm_from_model(mf, err, sizeof err);
+    if (!m)
+        cli_die("%s", err);
+    int V = m->nv;
+    if (length_set && m->vis != RBM_REPSOFTMAX)
+        cli_usage_error("--length applies only to replicated-softmax visible "
+                        "units");
+
+    /* the clamp set (V) */
+    unsigned char *clamp = NULL;
+    if (clamp_cols || clamp_mask || clamp_groups) {
+        clamp = calloc((size_t)V, 1);
+        if (!clamp)
+            cli_die("out of memory");
+        if (m->vis == RBM_REPSOFTMAX)
+            cli_usage_error("clamping is not supported for replicated-softmax "
+                            "visible units");
+        if (clamp_cols)
+            parse_ranges(clamp_cols, "--clamp", V, 1, clamp);
+        if (clamp_groups) {
+            if (m->vis != RBM_SOFTMAX)
+                cli_usage_error("--clamp-group needs softmax visible units");
+            int K = m->softmax_group;
+            parse_ranges(clamp_groups, "--clamp-group", V / K, K, clamp);
+        }
+        if (clamp_mask)
+            read_mask(clamp_mask, V, clamp);
+        if (m->vis == RBM_SOFTMAX) {
+            int K = m->softmax_group;
+            for (int g = 0; g < V; g += K)
+                for (int i = 1; i < K; i++)
+                    if (clamp[g + i] != clamp[g])
+                        cli_usage_error("clamped columns must cover whole "
+                                        "softmax groups of %d", K);
+        }
+    }
+
+    sampler s;
+    sampler_init(&s, m, &o, clamp);
+
+    tz_header oh;
+    tz_header_init(&oh);
+    uint64_t dim = (uint64_t)V;
+    tz_header_set_shape(&oh, TZ_F32, 1, &dim);
+    const char *base = strrchr(model_path, '/');
+    base = base ? base + 1 : model_path;
+    if (tz_attr_set_s(&oh, "sample.model", base) ||
+        tz_attr_set_i(&oh, "sample.seed", (int64_t)o.seed) ||
+        tz_attr_set_i(&oh, "sample.steps", o.steps) ||
+        tz_attr_set_i(&oh, "sample.burn_in", o.burn_in) ||
+        tz_attr_set_i(&oh, "sample.every", o.every) ||
+        tz_attr_set_s(&oh, "sample.output", o.means ? "means" : "samples"))
+        cli_die("out of memory");
+
+    tz_writer *w;
+    uint64_t chain = 0;
+    if (!have_input) {
+        w = cli_writer_stdout(force);
+        int rc = tz_writer_begin(w, &oh);
+        if (rc)
+            cli_die_writer("", w, rc);
+        while (chain < (uint64_t)count) {
+            int B = (int)((uint64_t)count - chain < (uint64_t)s.B
+                          ? (uint64_t)count - chain : (uint64_t)s.B);
+            for (int b = 0; b < B; b++) {
+                chain_rng(&s, chain + b, &s.rng[b]);
+                random_start(&s, b, (float)length);
+            }
+            run_block(&s, B);
+            write_block(w, &s, B);
+            chain += B;
+        }
+    } else {
+        FILE *in = cli_open_in(in_path);
+        tz_reader *r = cli_reader(in, in_path);
+        const tz_header *ih = tz_reader_header(r);
+        uint64_t cols = tz_record_elems(ih);
+        if (cols != (uint64_t)V)
+            cli_die("input has %llu columns, model expects %d",
+                    (unsigned long long)cols, V);
+        const char *modality = tz_attr_get_s(ih, "modality.name", NULL);
+        if (modality && tz_attr_set_s(&oh, "modality.name", modality))
+            cli_die("out of memory");
+        w = cli_writer_stdout(force);
+        int rc = tz_writer_begin(w, &oh);
+        if (rc)
+            cli_die_writer("", w, rc);
+        const char *ctx = strcmp(in_path, "-") ? in_path : "";
+        for (;;) {
+            size_t want = (size_t)s.B;
+            if (count_set && (uint64_t)count - chain < want)
+                want = (size_t)((uint64_t)count - chain);
+            if (want == 0)
+                break;
+            long n = tz_read_f32(r, s.v, want);
+            if (n < 0)
+                cli_die_reader(ctx, r, (int)n);
+            if (n == 0)
+                break;
+            for (long b = 0; b < n; b++) {
+                const char *bad = rbm_check_data(m, 1, s.v + (size_t)b * V,
+                                                 allow_real);
+                if (bad)
+                    cli_die("input row %llu: %s%s",
+                            (unsigned long long)(chain + b + 1), bad,
+                            strstr(bad, "non-binary") && !allow_real
+                                ? " (--allow-real accepts values in [0, 1])"
+                                : "");
+                chain_rng(&s, chain + b, &s.rng[b]);
+            }
+            run_block(&s, (int)n);
+            write_block(w, &s, (int)n);
+            chain += (uint64_t)n;
+        }
+        if (!count_set || chain < (uint64_t)count) {
+            rc = tz_expect_end(r);
+            if (rc)
+                cli_die_reader(ctx, r, rc);
+        }
+        tz_reader_free(r);
+        cli_close_in(in);
+    }
+    cli_finish_writer(w);
+
+    tz_header_clear(&oh);
+    sampler_free(&s);
+    free(clamp);
+    rbm_free(m);
+    tz_model_free(mf);
+    return 0;
+}
