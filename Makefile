@@ -28,6 +28,8 @@ CMD_SRC  = $(filter-out cmd/cli.c,$(foreach f,$(CMD_ALL),$(if $(findstring _,$(n
 BINS     = $(patsubst cmd/%.c,$(BIN)/%,$(CMD_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+HELP_SRC = $(sort $(wildcard tests/helpers/*.c))
+HELPERS  = $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELP_SRC))
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCHES  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -35,7 +37,7 @@ FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRC))
 HDRS     = $(wildcard lib/*.h) $(wildcard cmd/*.h)
 
 .PHONY: all check check-asan unit demo bench install deps clean fuzz
-all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(FUZZ_REPLAY) $(BENCHES)
+all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(HELPERS) $(FUZZ_REPLAY) $(BENCHES)
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -51,6 +53,10 @@ $(BIN)/%: $(BUILD)/cmd/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/librbmkit.a $(LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/librbmkit.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librbmkit.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/helpers/%.c $(BUILD)/librbmkit.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librbmkit.a $(LDLIBS)
 
