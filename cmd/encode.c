@@ -237,7 +237,7 @@ static void usage(void)
 "      --compress-threads N  1 = compress inline, 2 = on a background thread\n"
 "                        (default: 1)\n"
 "  -h, --help            show this help and exit\n"
-"  -V, --version         show the version and exit\n"
+"      --version         show the version and exit\n"
 "\n"
 "The output carries the attributes encode.model (MODEL's file name),\n"
 "encode.model_hash (FNV-1a 64 of its tensors) and encode.mode, and keeps\n"
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "SdD:s:b:j:fqhV", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "SdD:s:b:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'S': o.sample = 1; break;
         case 'd': o.down = 1; break;

@@ -306,7 +306,7 @@ static void usage(void)
 "      --compress-threads N  1 = compress inline, 2 = on a background thread\n"
 "                        (default: 1)\n"
 "  -h, --help            show this help and exit\n"
-"  -V, --version         show the version and exit\n"
+"      --version         show the version and exit\n"
 "\n"
 "Rows come grouped by chain: chain 0's states in time order, then chain\n"
 "1's.  The output is the same for the same seed, options and BLAS threads.\n",
@@ -353,7 +353,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "n:s:D:j:fqhV", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:s:D:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             count = cli_long(optarg, 1, 1L << 40, "count");

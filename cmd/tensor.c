@@ -65,7 +65,7 @@ static void main_help(void)
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
         printf("  %-12s %s\n", subcommands[i].name, subcommands[i].summary);
     printf("\n  -h, --help     this help; 'tensor SUBCOMMAND --help' for one subcommand\n"
-           "  -V, --version  print the version\n"
+           "      --version  print the version\n"
            "\nExit status: 0 success, 1 data or runtime error, 2 usage error.\n");
     cli_close_stdout();
     exit(0);
@@ -111,7 +111,7 @@ static const char writer_help[] =
     CLI_STREAM_HELP;
 static const char common_help[] =
     "  -h, --help               this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 static int force;
 
@@ -477,7 +477,7 @@ int tensor_info(int argc, char **argv)
     };
     int json = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         if (c == OPT_JSON) json = 1;
         else common_option(c, argv, info_help, 0);
     }
@@ -537,7 +537,7 @@ int tensor_cat(int argc, char **argv)
     static const struct option lo[] = {WRITER_LONGOPTS, HELP_LONGOPTS, {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1)
         common_option(c, argv, cat_help, 1);
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
@@ -606,7 +606,7 @@ int tensor_head(int argc, char **argv)
     uint64_t want = 10;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":n:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:fqh", lo, NULL)) != -1) {
         if (c == 'n') want = cli_u64(optarg, "record count");
         else common_option(c, argv, head_help, 1);
     }
@@ -717,7 +717,7 @@ int tensor_slice(int argc, char **argv)
     range rows = {0, 0, 0, 0}, cols = {0, 0, 0, 0};
     int c, have_cols = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":r:c:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":r:c:fqh", lo, NULL)) != -1) {
         if (c == 'r') rows = parse_range(optarg, "row range");
         else if (c == 'c') { cols = parse_range(optarg, "column range"); have_cols = 1; }
         else common_option(c, argv, slice_help, 1);
@@ -894,7 +894,7 @@ int tensor_paste(int argc, char **argv)
     static const struct option lo[] = {WRITER_LONGOPTS, HELP_LONGOPTS, {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1)
         common_option(c, argv, paste_help, 1);
     int n = argc - optind;
     char **files = argv + optind;
@@ -1027,7 +1027,7 @@ int tensor_shuffle(int argc, char **argv)
     uint64_t seed = 1;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:fqh", lo, NULL)) != -1) {
         if (c == 's') seed = cli_u64(optarg, "seed");
         else common_option(c, argv, shuffle_help, 1);
     }
@@ -1086,7 +1086,7 @@ int tensor_split(int argc, char **argv)
     const char *prefix = "part";
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":n:p:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:p:qh", lo, NULL)) != -1) {
         if (c == 'n') {
             per = cli_u64(optarg, "record count");
             if (per == 0)
@@ -1361,7 +1361,7 @@ int tensor_stats(int argc, char **argv)
     const char *save = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qh", lo, NULL)) != -1) {
         if (c == OPT_SAVE) save = optarg;
         else if (c == 'q') cli_quiet = 1;
         else common_option(c, argv, stats_help, 0);
@@ -1440,7 +1440,7 @@ int tensor_standardize(int argc, char **argv)
     const char *stats_path = NULL, *save = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1) {
         if (c == OPT_STATS) stats_path = optarg;
         else if (c == OPT_SAVE) save = optarg;
         else common_option(c, argv, standardize_help, 1);
@@ -1539,7 +1539,7 @@ int tensor_binarize(int argc, char **argv)
     uint64_t seed = 1;
     int c, stochastic = 0, no_scale = 0, have_t = 0, have_s = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:s:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:s:fqh", lo, NULL)) != -1) {
         if (c == 't') { thr = cli_double(optarg, -HUGE_VAL, HUGE_VAL, "threshold"); have_t = 1; }
         else if (c == 's') { seed = cli_u64(optarg, "seed"); have_s = 1; }
         else if (c == OPT_STOCHASTIC) stochastic = 1;

@@ -146,7 +146,7 @@ static const char import_usage[] =
     "  -q, --quiet              no progress (default: quiet unless stderr is a tty)\n"
     CLI_STREAM_HELP
     "  -h, --help               show this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 /* The state of one import: where the records go. */
 typedef struct {
@@ -748,7 +748,7 @@ int tensor_import(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     importer imp = {0};
     int header = 0, c;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1) {
         switch (c) {
         case OPT_DTYPE:
             imp.out_dtype = tz_dtype_parse(optarg);
@@ -1208,7 +1208,7 @@ static const char export_usage[] =
     "                           image's range to black..white) (default: unit)\n"
     "  -f, --force              write binary data (npy, pgm, png) to a terminal\n"
     "  -h, --help               show this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 int tensor_export(int argc, char **argv)
 {
@@ -1224,7 +1224,7 @@ int tensor_export(int argc, char **argv)
     const char *name = NULL;
     uint64_t sh = 0, sw = 0;
     int scale = SCALE_AUTO, force = 0, c;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1) {
         switch (c) {
         case OPT_NAME: name = optarg; break;
         case OPT_SHAPE: parse_shape(optarg, &sh, &sw); break;
@@ -1289,7 +1289,7 @@ static const char tile_usage[] =
     "      --max N              draw at most the first N tiles (default 400)\n"
     "  -f, --force              write the PNG to a terminal\n"
     "  -h, --help               show this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 int tensor_tile(int argc, char **argv)
 {
@@ -1310,7 +1310,7 @@ int tensor_tile(int argc, char **argv)
     uint64_t sh = 0, sw = 0;
     long rows = 0, cols = 0, max = 400;
     int scale = SCALE_AUTO, force = 0, transpose = 0, c;
-    while ((c = getopt_long(argc, argv, ":r:c:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":r:c:fqh", lo, NULL)) != -1) {
         switch (c) {
         case 'r': rows = cli_long(optarg, 1, 10000, "--rows"); break;
         case 'c': cols = cli_long(optarg, 1, 10000, "--cols"); break;

@@ -42,11 +42,11 @@ static const char pca_usage[] =
 "  -q, --quiet              accepted for symmetry; there is no progress output\n"
 CLI_STREAM_HELP
 "  -h, --help               show this help and exit\n"
-"  -V, --version            show the version and exit\n"
+"      --version            show the version and exit\n"
 "FILE defaults to stdin ('-').\n";
 
 static const char whiten_usage[] =
-"Usage: tensor whiten [--zca] [-e E] [-k K] [options] [FILE]\n"
+"Usage: tensor whiten [--zca] [--epsilon E] [-k K] [options] [FILE]\n"
 "       tensor whiten --model MODEL [options] [FILE]\n"
 "Decorrelate records (flattened to D values) and scale them to unit\n"
 "variance.  With U (K, D)\n"
@@ -59,7 +59,7 @@ static const char whiten_usage[] =
 "\n"
 "      --zca                ZCA (rotated back to the input axes) instead of PCA\n"
 "                           whitening (default: PCA whitening)\n"
-"  -e, --epsilon E          added to each eigenvalue, E >= 0 (default 1e-05)\n"
+"      --epsilon E          added to each eigenvalue, E >= 0 (default 1e-05)\n"
 "  -k, --components K       components to keep, 1..D (default: D, all)\n"
 "      --save FILE          also write the fitted transform to FILE, a model\n"
 "                           file (default: not saved)\n"
@@ -68,7 +68,7 @@ static const char whiten_usage[] =
 "  -q, --quiet              accepted for symmetry; there is no progress output\n"
 CLI_STREAM_HELP
 "  -h, --help               show this help and exit\n"
-"  -V, --version            show the version and exit\n"
+"      --version            show the version and exit\n"
 "FILE defaults to stdin ('-').\n";
 
 enum { OPT_SAVE = 256, OPT_MODEL, OPT_ZCA };
@@ -107,7 +107,7 @@ static void parse(int argc, char **argv, int whiten, options *o)
     o->epsilon = DEFAULT_EPSILON;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, whiten ? ":k:e:fqhV" : ":k:fqhV",
+    while ((c = getopt_long(argc, argv, ":k:fqh",
                             longs, NULL)) != -1) {
         if (cli_stream_option(c, optarg))
             continue;

@@ -260,7 +260,7 @@ static const char bow_usage[] =
     "  -q, --quiet              no progress\n"
     CLI_STREAM_HELP
     "  -h, --help               show this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 enum { OPT_VOCAB = 1000, OPT_SAVE, OPT_MAXW, OPT_MINC };
 
@@ -306,7 +306,7 @@ int tensor_bow(int argc, char **argv)
     const char *vpath = NULL, *spath = NULL;
     long max_words = 2000, min_count = 1;
     int force = 0, c;
-    while ((c = getopt_long(argc, argv, ":fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1) {
         switch (c) {
         case OPT_VOCAB: vpath = optarg; break;
         case OPT_SAVE: spath = optarg; break;
@@ -462,7 +462,7 @@ static const char words_usage[] =
     "                           the input's text.vocab attribute, which bow writes)\n"
     "  -n, --count N            words per row (default 10)\n"
     "  -h, --help               show this help\n"
-    "  -V, --version            print the version\n";
+    "      --version            print the version\n";
 
 /* Split the text.vocab attribute (words each ended by '\n') into v. */
 static void vocab_from_attr(vocab *v, const char *s)
@@ -495,7 +495,7 @@ int tensor_words(int argc, char **argv)
     const char *vpath = NULL;
     long top = 10;
     int c;
-    while ((c = getopt_long(argc, argv, ":n:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:qh", lo, NULL)) != -1) {
         switch (c) {
         case OPT_VOCAB: vpath = optarg; break;
         case 'n': top = cli_long(optarg, 1, 1000000, "-n"); break;

@@ -87,7 +87,7 @@ assert (t["components"]["records"], t["components"]["shape"]) == (2, [6])
 assert (t["eigenvalues"]["records"], t["eigenvalues"]["shape"]) == (2, [])
 assert j["tensors"][0]["attrs"]["model.type"] == "pca"
 ' "$output"
-    tensor whiten --zca -e 0.25 --save "$T/w.model" "$T/x.tz" > /dev/null
+    tensor whiten --zca --epsilon 0.25 --save "$T/w.model" "$T/x.tz" > /dev/null
     run -0 tensor info --json "$T/w.model"
     $PY -c '
 import json, sys
@@ -142,7 +142,7 @@ assert np.abs(Wfit - Wfit.T).max() < 1e-4 * np.abs(Wfit).max()
     tensor whiten --save "$T/w.model" "$T/x.tz" > "$T/a.tz"
     tensor whiten --model "$T/w.model" < "$T/x.tz" > "$T/b.tz"
     cmp "$T/a.tz" "$T/b.tz"
-    tensor whiten --zca -k 5 -e 0.01 --save "$T/z.model" "$T/x.tz" > "$T/a.tz"
+    tensor whiten --zca -k 5 --epsilon 0.01 --save "$T/z.model" "$T/x.tz" > "$T/a.tz"
     tensor whiten --model "$T/z.model" "$T/x.tz" > "$T/b.tz"
     cmp "$T/a.tz" "$T/b.tz"
 }

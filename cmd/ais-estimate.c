@@ -1,0 +1,598 @@
+/* ais-estimate.c - log partition function of an RBM by annealed importance
+ * sampling (or exact enumeration), and the average test log-probability.
+ *
+ *   ais-estimate MODEL [TEST] [--runs N] [--betas N|FILE] [--base DATA]
+ *                [--exact] [--format text|tsv|json] [-s N] [-j N]
+ *
+ * The command parses arguments, reads the streams and prints; the
+ * estimators are in lib/ais.c.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ais.h"
+#include "cli.h"
+#include "gemm.h"
+#include "rbm.h"
+
+#define BATCH 1024
+#define DEFAULT_RUNS 100
+#define DEFAULT_SEED 1
+
+static void usage(void)
+{
+    printf(
+"Usage: ais-estimate [OPTION]... MODEL [TEST]\n"
+"Estimate log Z of an RBM by annealed importance sampling (AIS) and, given\n"
+"a TEST stream ('-' = stdin), the average test log-probability, each with\n"
+"the interval log(mean(w) -/+ 3 std(w)/sqrt(runs)) of the importance weights.\n"
+"\n"
+"  -r, --runs N          independent AIS runs (default %d)\n"
+"  -b, --betas N|FILE    N annealing steps in the three-segment schedule\n"
+"                        (default %d: steps 1e-3 to 0.5, 1e-4 to 0.9, 1e-5\n"
+"                        to 1), or a text FILE of betas from 0 to 1, one a line\n"
+"      --base DATA       base model with the visible biases fitted to the\n"
+"                        stream DATA (default: all-zero biases, uniform)\n"
+"  -l, --length D        replicated softmax: estimate log Z for documents of\n"
+"                        D words (default: every length in TEST)\n"
+"  -e, --exact           exact log Z by enumeration instead of AIS (a layer\n"
+"                        of at most 30 units)\n"
+"  -F, --format FMT      text, tsv or json (default text)\n"
+"  -s, --seed N          random seed (default %d)\n"
+"  -j, --threads N       threads; 0 = every CPU (default 0)\n"
+"  -q, --quiet           no progress on stderr\n"
+"  -h, --help            this help\n"
+"  -V, --version         version\n"
+"\n"
+"AIS tends to underestimate log Z (and so overestimate the test\n"
+"log-probability) when the schedule is too short: check that doubling\n"
+"--betas does not move the estimate.  See ais-estimate(1).\n",
+        DEFAULT_RUNS, AIS_DEFAULT_STEPS, DEFAULT_SEED);
+}
+
+/* ---- beta schedules ---------------------------------------------------- */
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* Read a schedule file: one beta a line; blank lines and '#' comments are
+ * skipped.  Dies with the file name and line number on any fault. */
+static double *read_betas(const char *path, int *K)
+{
+    FILE *f = cli_open_in(path);
+    size_t cap = 1024, n = 0;
+    double *b = malloc(cap * sizeof *b);
+    char line[256];
+    long lineno = 0;
+    if (!b)
+        cli_die("out of memory");
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n')
+            cli_die("%s:%ld: line too long", path, lineno);
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p || *p == '#')
+            continue;
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (end == p || (*end && *end != '#') || errno || !isfinite(x)) {
+            p[strcspn(p, "\r\n")] = 0;
+            cli_die("%s:%ld: not a number: '%s'", path, lineno, p);
+        }
+        if (x < 0 || x > 1)
+            cli_die("%s:%ld: beta %g is outside [0, 1]", path, lineno, x);
+        if (n > 0 && !((float)x > (float)b[n - 1]))
+            cli_die("%s:%ld: betas must increase (%g after %g)", path,
+                    lineno, x, b[n - 1]);
+        if (n == 0 && x != 0)
+            cli_die("%s:%ld: the first beta must be 0", path, lineno);
+        if (n == cap) {
+            if (cap > (1u << 26))
+                cli_die("%s: too many betas", path);
+            cap *= 2;
+            double *nb = realloc(b, cap * sizeof *b);
+            if (!nb)
+                cli_die("out of memory");
+            b = nb;
+        }
+        b[n++] = x;
+    }
+    if (ferror(f))
+        cli_die("%s:", path);
+    cli_close_in(f);
+    if (n < 2)
+        cli_die("%s: need at least two betas (0 and 1)", path);
+    if (b[n - 1] != 1)
+        cli_die("%s:%ld: the last beta must be 1", path, lineno);
+    *K = (int)n - 1;
+    return b;
+}
+
+/* ---- reading streams --------------------------------------------------- */
+
+/* Open a data stream whose records must have the model's width. */
+static tz_reader *open_data(const char *path, FILE **fp, const rbm *m)
+{
+    *fp = cli_open_in(path);
+    tz_reader *r = cli_reader(*fp, path);
+    const tz_header *h = tz_reader_header(r);
+    uint64_t w = tz_record_elems(h);
+    if (w != (uint64_t)m->nv)
+        cli_die("%s: input has %llu columns, model expects %d", path,
+                (unsigned long long)w, m->nv);
+    return r;
+}
+
+static long read_batch(tz_reader *r, const char *path, float *v)
+{
+    long n = tz_read_f32(r, v, BATCH);
+    if (n < 0)
+        cli_die_reader(path, r, (int)n);
+    if (n == 0) {
+        int e = tz_expect_end(r);
+        if (e < 0)
+            cli_die_reader(path, r, e);
+    }
+    return n;
+}
+
+static void check_rows(const rbm *m, const char *path, long n,
+                       const float *v, int allow_real, uint64_t row0)
+{
+    const char *msg = rbm_check_data(m, (int)n, v, allow_real);
+    if (!msg)
+        return;
+    /* find the first offending row for the message */
+    for (long b = 0; b < n; b++)
+        if (rbm_check_data(m, 1, v + (size_t)b * m->nv, allow_real))
+            cli_die("%s: row %llu: %s", path,
+                    (unsigned long long)(row0 + b + 1), msg);
+    cli_die("%s: %s", path, msg);
+}
+
+/* Visible biases of the base-rate model fitted to a data stream. */
+static float *fit_base(const rbm *m, const char *path)
+{
+    FILE *f;
+    tz_reader *r = open_data(path, &f, m);
+    float *v = malloc((size_t)BATCH * m->nv * sizeof *v);
+    double *sum = calloc((size_t)m->nv, sizeof *sum);
+    float *base = malloc((size_t)m->nv * sizeof *base);
+    if (!v || !sum || !base)
+        cli_die("out of memory");
+    uint64_t rows = 0;
+    long n;
+    while ((n = read_batch(r, path, v)) > 0) {
+        check_rows(m, path, n, v, 1, rows);
+        for (long b = 0; b < n; b++)
+            for (int i = 0; i < m->nv; i++)
+                sum[i] += v[(size_t)b * m->nv + i];
+        rows += (uint64_t)n;
+    }
+    if (rows == 0)
+        cli_die("%s: no rows to fit the base model", path);
+    ais_rbm_base_from_sums(m, sum, (double)rows, base);
+    tz_reader_free(r);
+    cli_close_in(f);
+    free(v);
+    free(sum);
+    return base;
+}
+
+/* One partition function: all test rows for a non-softmax model, or the
+ * rows of one document length for replicated softmax. */
+typedef struct {
+    long D;                  /* document length (replicated softmax) or 1 */
+    uint64_t rows;           /* test rows with this length */
+    double sum_lp;           /* sum of log p*(v) over them */
+    double logz, low, high;
+    double ess;              /* AIS: effective sample size of the weights */
+} part;
+
+typedef struct {
+    part *p;
+    size_t n, cap;
+} parts;
+
+static part *find_part(parts *ps, long D)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->p[i].D == D)
+            return &ps->p[i];
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 16;
+        part *np = realloc(ps->p, ps->cap * sizeof *np);
+        if (!np)
+            cli_die("out of memory");
+        ps->p = np;
+    }
+    part *p = &ps->p[ps->n++];
+    memset(p, 0, sizeof *p);
+    p->D = D;
+    return p;
+}
+
+static int cmp_part(const void *a, const void *b)
+{
+    long x = ((const part *)a)->D, y = ((const part *)b)->D;
+    return (x > y) - (x < y);
+}
+
+static uint64_t read_test(const rbm *m, const char *path, parts *ps)
+{
+    FILE *f;
+    tz_reader *r = open_data(path, &f, m);
+    float *v = malloc((size_t)BATCH * m->nv * sizeof *v);
+    double *lp = malloc(BATCH * sizeof *lp);
+    if (!v || !lp)
+        cli_die("out of memory");
+    uint64_t rows = 0;
+    long n;
+    while ((n = read_batch(r, path, v)) > 0) {
+        check_rows(m, path, n, v, m->vis == RBM_GAUSSIAN, rows);
+        if (ais_rbm_log_pstar(m, (int)n, v, lp))
+            cli_die("out of memory");
+        for (long b = 0; b < n; b++) {
+            long D = 1;
+            if (m->vis == RBM_REPSOFTMAX) {
+                double s = 0;
+                for (int i = 0; i < m->nv; i++)
+                    s += v[(size_t)b * m->nv + i];
+                if (s < 1)
+                    cli_die("%s: row %llu: empty document (no words)", path,
+                            (unsigned long long)(rows + b + 1));
+                if (s > 1e9)
+                    cli_die("%s: row %llu: document too long (%g words)",
+                            path, (unsigned long long)(rows + b + 1), s);
+                D = (long)s;
+            }
+            part *p = find_part(ps, D);
+            p->rows++;
+            p->sum_lp += lp[b];
+        }
+        rows += (uint64_t)n;
+    }
+    if (rows == 0)
+        cli_die("%s: no test rows", path);
+    tz_reader_free(r);
+    cli_close_in(f);
+    free(v);
+    free(lp);
+    return rows;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void json_num(const char *key, double x, int comma)
+{
+    if (isfinite(x))
+        printf("  \"%s\": %.17g%s\n", key, x, comma ? "," : "");
+    else
+        printf("  \"%s\": null%s\n", key, comma ? "," : "");
+}
+
+static const char *fmt_num(char *buf, double x)
+{
+    if (isnan(x))
+        buf[0] = 0;
+    else
+        snprintf(buf, 32, "%.17g", x);
+    return buf;
+}
+
+static void progress(double frac, void *arg)
+{
+    const char *what = arg;
+    fprintf(stderr, "\r%s: %s %3.0f%%", cli_prog, what, 100 * frac);
+    if (frac >= 1)
+        fprintf(stderr, "\r\033[K");
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argc, argv, "ais-estimate");
+    static const struct option longopts[] = {
+        {"runs", required_argument, NULL, 'r'},
+        {"betas", required_argument, NULL, 'b'},
+        {"base", required_argument, NULL, 'B'},
+        {"length", required_argument, NULL, 'l'},
+        {"exact", no_argument, NULL, 'e'},
+        {"format", required_argument, NULL, 'F'},
+        {"seed", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int runs = DEFAULT_RUNS, K = AIS_DEFAULT_STEPS, exact = 0, threads = 0;
+    long length = 0;
+    const char *betas_file = NULL, *base_path = NULL, *format = "text";
+    uint64_t seed = DEFAULT_SEED;
+    int c;
+    while ((c = getopt_long(argc, argv, "r:b:l:eF:s:j:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r': runs = (int)cli_long(optarg, 2, 1000000, "run count"); break;
+        case 'b':
+            if (all_digits(optarg)) {
+                K = (int)cli_long(optarg, 3, 100000000, "beta count");
+                betas_file = NULL;
+            } else {
+                betas_file = optarg;
+            }
+            break;
+        case 'B': base_path = optarg; break;
+        case 'l': length = cli_long(optarg, 1, 1000000000, "document length"); break;
+        case 'e': exact = 1; break;
+        case 'F':
+            if (strcmp(optarg, "text") && strcmp(optarg, "tsv") &&
+                strcmp(optarg, "json"))
+                cli_usage_error("invalid format '%s': use text, tsv or json",
+                                optarg);
+            format = optarg;
+            break;
+        case 's': seed = cli_u64(optarg, "seed"); break;
+        case 'j': threads = (int)cli_long(optarg, 0, 256, "thread count"); break;
+        case 'q': cli_quiet = 1; break;
+        case 'h': usage(); cli_close_stdout(); return 0;
+        case 'V': cli_version();
+        default: cli_usage_error("invalid option");
+        }
+    }
+    if (optind >= argc)
+        cli_usage_error("missing MODEL");
+    if (argc - optind > 2)
+        cli_usage_error("too many operands");
+    const char *model_path = argv[optind];
+    const char *test_path = argc - optind == 2 ? argv[optind + 1] : NULL;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (n > 256 ? 256 : (int)n) : 1;
+    }
+    gemm_init(1);   /* our threads share the runs; one BLAS thread each */
+
+    /* the schedule, checked before any long work */
+    double *beta = NULL;
+    if (!exact) {
+        if (betas_file)
+            beta = read_betas(betas_file, &K);
+        else if (!(beta = ais_schedule_default(K)))
+            cli_die("out of memory");
+    }
+
+    tz_model *mf = cli_load_model(model_path);
+    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
+    if (!type)
+        cli_die("%s: not a model file (no model.type attribute)", model_path);
+    if (strcmp(type, "rbm") != 0)
+        cli_die("%s: unsupported model type '%s' (ais-estimate handles rbm)",
+                model_path, type);
+    char err[300];
+    rbm *m = rbm_from_model(mf, err, sizeof err);
+    if (!m)
+        cli_die("%s: %s", model_path, err);
+    const char *why = ais_rbm_check(m);
+    if (why)
+        cli_die("%s: cannot estimate this model: %s", model_path, why);
+    int rsm = m->vis == RBM_REPSOFTMAX;
+    if ((length && !rsm) || (rsm && !length && !test_path)) {
+        rbm_free(m);
+        tz_model_free(mf);
+        free(beta);
+        if (!rsm)
+            cli_usage_error("--length applies to replicated softmax models only");
+        cli_usage_error("a replicated softmax model needs TEST or --length "
+                        "(log Z depends on the document length)");
+    }
+
+    float *base = base_path ? fit_base(m, base_path) : NULL;
+    parts ps = {0};
+    uint64_t test_rows = 0;
+    if (test_path)
+        test_rows = read_test(m, test_path, &ps);
+    if (length) {
+        /* with --length, only documents of that length are scored */
+        part *keep = find_part(&ps, length);
+        part one = *keep;
+        uint64_t dropped = test_rows - one.rows;
+        if (test_path && dropped)
+            cli_warn("%s: %llu of %llu rows are not %ld words long and are "
+                     "not scored", test_path, (unsigned long long)dropped,
+                     (unsigned long long)test_rows, length);
+        ps.p[0] = one;
+        ps.n = 1;
+        test_rows = one.rows;
+        if (test_path && test_rows == 0)
+            cli_die("%s: no document is %ld words long", test_path, length);
+    }
+    if (!test_path && !length)
+        find_part(&ps, 1);
+    qsort(ps.p, ps.n, sizeof *ps.p, cmp_part);
+
+    /* the partition functions */
+    double states = 0;
+    char layer = 'h';
+    double *logw = exact ? NULL : malloc((size_t)runs * sizeof *logw);
+    if (!exact && !logw)
+        cli_die("out of memory");
+    for (size_t i = 0; i < ps.n; i++) {
+        part *p = &ps.p[i];
+        if (exact) {
+            int e = ais_rbm_exact_logz(m, (int)p->D, threads, &p->logz,
+                                       &states, &layer);
+            if (e == AIS_E_TOOBIG)
+                cli_die("exact log Z: both layers have more than 30 units "
+                        "(V=%d, H=%d); use AIS", m->nv, m->nh);
+            if (e)
+                cli_die("exact log Z: %s", ais_strerror(e));
+            p->low = p->high = p->logz;
+        } else {
+            ais_target *t = ais_rbm_target(m, base, (int)p->D);
+            if (!t)
+                cli_die("out of memory");
+            char what[64];
+            if (rsm)
+                snprintf(what, sizeof what, "AIS, D=%ld:", p->D);
+            else
+                snprintf(what, sizeof what, "AIS:");
+            int e = ais_run(t, beta, K, runs, seed, threads, logw,
+                            cli_progress_enabled() ? progress : NULL, what);
+            if (e)
+                cli_die("AIS: %s", ais_strerror(e));
+            ais_estimate est;
+            if (ais_estimate_from(logw, runs, t->log_z0, &est))
+                cli_die("AIS: the importance weights are not finite");
+            p->logz = est.logz;
+            p->low = est.logz_low;
+            p->high = est.logz_high;
+            p->ess = exp(est.log_ess);
+            ais_target_free(t);
+        }
+    }
+
+    /* totals: test log p = mean over rows of log p*(v) - log Z_D(v) */
+    double sum_lp = 0, sum_z = 0, sum_zl = 0, sum_zh = 0, words = 0;
+    for (size_t i = 0; i < ps.n; i++) {
+        part *p = &ps.p[i];
+        double w = test_path ? (double)p->rows : 1.0;
+        sum_lp += p->sum_lp;
+        sum_z += w * p->logz;
+        sum_zl += w * p->low;
+        sum_zh += w * p->high;
+        words += (double)p->rows * p->D;
+    }
+    double nz = test_path ? (double)test_rows : (double)ps.n;
+    double logz = sum_z / nz, logz_low = sum_zl / nz, logz_high = sum_zh / nz;
+    double tlp = NAN, tlp_low = NAN, tlp_high = NAN;
+    if (test_path) {
+        tlp = (sum_lp - sum_z) / (double)test_rows;
+        tlp_low = (sum_lp - sum_zh) / (double)test_rows;
+        tlp_high = isinf(sum_zl) ? INFINITY : (sum_lp - sum_zl) / (double)test_rows;
+    }
+    const char *method = exact ? "exact" : "ais";
+    int nbetas = exact ? 0 : K, nruns = exact ? 0 : runs;
+
+    if (strcmp(format, "json") == 0) {
+        printf("{\n  \"method\": \"%s\",\n", method);
+        json_num("logz", logz, 1);
+        json_num("logz_low", logz_low, 1);
+        json_num("logz_high", logz_high, 1);
+        printf("  \"runs\": %d,\n  \"betas\": %d,\n", nruns, nbetas);
+        if (!exact) {
+            double ess = INFINITY;
+            for (size_t i = 0; i < ps.n; i++)
+                ess = ps.p[i].ess < ess ? ps.p[i].ess : ess;
+            printf("  \"seed\": %llu,\n  \"base\": \"%s\",\n",
+                   (unsigned long long)seed, base ? "data" : "uniform");
+            json_num("ess", ess, 1);
+        }
+        else
+            printf("  \"states\": %.0f,\n  \"layer\": \"%s\",\n", states,
+                   layer == 'h' ? "hidden" : "visible");
+        if (rsm) {
+            printf("  \"lengths\": [");
+            for (size_t i = 0; i < ps.n; i++) {
+                char a[32], b[32], c2[32];
+                printf("%s\n    {\"length\": %ld, \"rows\": %llu, \"logz\": %s, "
+                       "\"logz_low\": %s, \"logz_high\": %s}",
+                       i ? "," : "", ps.p[i].D,
+                       (unsigned long long)ps.p[i].rows,
+                       isfinite(ps.p[i].logz) ? fmt_num(a, ps.p[i].logz) : "null",
+                       isfinite(ps.p[i].low) ? fmt_num(b, ps.p[i].low) : "null",
+                       isfinite(ps.p[i].high) ? fmt_num(c2, ps.p[i].high) : "null");
+            }
+            printf("\n  ],\n");
+        }
+        if (test_path) {
+            printf("  \"test_rows\": %llu,\n", (unsigned long long)test_rows);
+            json_num("test_logprob", tlp, 1);
+            json_num("test_logprob_low", tlp_low, 1);
+            json_num("test_logprob_high", tlp_high, rsm);
+            if (rsm) {
+                printf("  \"test_words\": %.0f,\n", words);
+                json_num("perplexity", exp(-tlp * test_rows / words), 1);
+                json_num("perplexity_low", exp(-tlp_high * test_rows / words), 1);
+                json_num("perplexity_high", exp(-tlp_low * test_rows / words), 0);
+            }
+        } else {
+            printf("  \"test_rows\": 0\n");
+        }
+        printf("}\n");
+    } else if (strcmp(format, "tsv") == 0) {
+        printf("method\tlength\trows\tlogz\tlogz_low\tlogz_high\truns\tbetas\t"
+               "test_logprob\ttest_logprob_low\ttest_logprob_high\n");
+        for (size_t i = 0; i < ps.n; i++) {
+            part *p = &ps.p[i];
+            char a[32], b[32], c2[32], d[32], e[32], f[32], len[32] = "";
+            double t = NAN, tl = NAN, th = NAN;
+            if (rsm)
+                snprintf(len, sizeof len, "%ld", p->D);
+            if (test_path && p->rows) {
+                t = p->sum_lp / p->rows - p->logz;
+                tl = p->sum_lp / p->rows - p->high;
+                th = isinf(p->low) ? INFINITY : p->sum_lp / p->rows - p->low;
+            }
+            printf("%s\t%s\t%llu\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", method,
+                   len,
+                   (unsigned long long)p->rows, fmt_num(a, p->logz),
+                   fmt_num(b, p->low), fmt_num(c2, p->high), nruns, nbetas,
+                   fmt_num(d, t), fmt_num(e, tl), fmt_num(f, th));
+        }
+    } else {
+        for (size_t i = 0; i < ps.n; i++) {
+            part *p = &ps.p[i];
+            char name[48] = "log Z";
+            if (rsm)
+                snprintf(name, sizeof name, "log Z(D=%ld)", p->D);
+            if (exact)
+                printf("%s = %.4f (exact, %.0f %s states)\n", name, p->logz,
+                       states, layer == 'h' ? "hidden" : "visible");
+            else
+                printf("%s = %.4f [%.4f, %.4f] (AIS, %d runs, %d betas)\n",
+                       name, p->logz, p->low, p->high, runs, K);
+        }
+        if (test_path) {
+            if (exact)
+                printf("test log p(v) = %.4f nats over %llu rows (exact)\n",
+                       tlp, (unsigned long long)test_rows);
+            else
+                printf("test log p(v) = %.4f [%.4f, %.4f] nats over %llu rows\n",
+                       tlp, tlp_low, tlp_high, (unsigned long long)test_rows);
+            if (rsm) {
+                double pp = exp(-tlp * test_rows / words);
+                if (exact)
+                    printf("perplexity = %.4f over %.0f words\n", pp, words);
+                else
+                    printf("perplexity = %.4f [%.4f, %.4f] over %.0f words\n",
+                           pp, exp(-tlp_high * test_rows / words),
+                           exp(-tlp_low * test_rows / words), words);
+            }
+        }
+    }
+    cli_close_stdout();
+    free(logw);
+    free(beta);
+    free(base);
+    free(ps.p);
+    rbm_free(m);
+    tz_model_free(mf);
+    return 0;
+}
