@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -62,6 +63,19 @@ void cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
     exit(2);
+}
+
+void cli_option_error(int c, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':') {
+        if (optopt && optopt < 256)
+            cli_usage_error("option '-%c' needs an argument", optopt);
+        cli_usage_error("option '%s' needs an argument", arg);
+    }
+    if (optopt && optopt < 256)
+        cli_usage_error("unknown option '-%c'", optopt);
+    cli_usage_error("unknown option '%s'", arg);
 }
 
 void cli_version(void)

@@ -26,6 +26,9 @@ void cli_warn(const char *fmt, ...);
 noreturn void cli_die(const char *fmt, ...);          /* exit 1 */
 /* Usage error: message plus "Try 'prog --help'." on stderr, exit 2. */
 noreturn void cli_usage_error(const char *fmt, ...);
+/* A usage error for what getopt_long returned ('?' or ':') when opterr
+ * is 0: "unknown option '--x'" or "option '--x' needs an argument". */
+noreturn void cli_option_error(int c, char **argv);
 /* Print "prog (rbmkit) VERSION" to stdout and exit 0. */
 noreturn void cli_version(void);
 

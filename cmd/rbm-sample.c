@@ -301,22 +301,18 @@ static void usage(void)
 "  -j, --threads N       BLAS threads; 0 = the BLAS default (default: 0)\n"
 "  -f, --force           write binary output to a terminal\n"
 "  -q, --quiet           no progress on stderr\n"
-"      --level N         zstd level of the output (default: %d)\n"
-"      --chunk-size N    uncompressed bytes per output chunk (default: %u)\n"
-"      --compress-threads N  1 = compress inline, 2 = on a background thread\n"
-"                        (default: 1)\n"
+CLI_STREAM_HELP
 "  -h, --help            show this help and exit\n"
 "      --version         show the version and exit\n"
 "\n"
 "Rows come grouped by chain: chain 0's states in time order, then chain\n"
 "1's.  The output is the same for the same seed, options and BLAS threads.\n",
-        cli_prog, DEFAULT_COUNT, DEFAULT_STEPS, DEFAULT_LENGTH,
-        TZ_DEFAULT_LEVEL, TZ_DEFAULT_CHUNK);
+        cli_prog, DEFAULT_COUNT, DEFAULT_STEPS, DEFAULT_LENGTH);
 }
 
 enum {
     OPT_STEPS = 256, OPT_BURN, OPT_EVERY, OPT_MEANS, OPT_CLAMP, OPT_CMASK,
-    OPT_CGROUP, OPT_ALLOW_REAL, OPT_LEVEL, OPT_CHUNK, OPT_CTHREADS
+    OPT_CGROUP, OPT_ALLOW_REAL
 };
 
 int main(int argc, char **argv)
@@ -346,14 +342,13 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 'j'},
         {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
-        {"level", required_argument, NULL, OPT_LEVEL},
-        {"chunk-size", required_argument, NULL, OPT_CHUNK},
-        {"compress-threads", required_argument, NULL, OPT_CTHREADS},
+        CLI_STREAM_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "n:s:D:j:fqh", lopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":n:s:D:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             count = cli_long(optarg, 1, 1L << 40, "count");
@@ -375,19 +370,12 @@ int main(int argc, char **argv)
         case 'j': threads = cli_long(optarg, 0, 1024, "thread count"); break;
         case 'f': force = 1; break;
         case 'q': cli_quiet = 1; break;
-        case OPT_LEVEL:
-            cli_wopts.level = (int)cli_long(optarg, -131072, 22, "level");
-            break;
-        case OPT_CHUNK:
-            cli_wopts.chunk_bytes = (size_t)cli_long(optarg, 1, TZ_CHUNK_MAX,
-                                                     "chunk size");
-            break;
-        case OPT_CTHREADS:
-            cli_wopts.threads = (int)cli_long(optarg, 1, 2, "compress threads");
-            break;
         case 'h': usage(); cli_close_stdout(); return 0;
         case 'V': cli_version();
-        default: cli_usage_error("invalid option");
+        default:
+            if (cli_stream_option(c, optarg))
+                break;
+            cli_option_error(c, argv);
         }
     }
     if (optind >= argc)

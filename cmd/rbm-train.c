@@ -78,7 +78,8 @@ static void usage(void)
 "      --stop-after-batches N  testing: act as if SIGTERM arrived after N\n"
 "                            batches (default: 0 = never)\n"
 "  -q, --quiet               no progress on stderr\n"
-"      --level N             zstd level of the --emit stream (default: 1)\n"
+"Output stream (--emit):\n"
+CLI_STREAM_HELP
 "  -h, --help                this help\n"
 "      --version             version\n"
 "\n"
@@ -93,7 +94,7 @@ enum {
     OPT_LR_DECAY, OPT_PCD, OPT_MOMENTUM, OPT_INIT_MOMENTUM, OPT_MOM_EPOCHS,
     OPT_WD, OPT_SPARSITY, OPT_SPARSITY_COST, OPT_LEARN_SIGMA, OPT_ALLOW_REAL,
     OPT_EMIT, OPT_LOG, OPT_VALID, OPT_CKPT_EVERY, OPT_RESUME, OPT_STOP_AFTER,
-    OPT_LEVEL, OPT_VERSION
+    OPT_VERSION
 };
 
 static const struct option long_opts[] = {
@@ -128,7 +129,7 @@ static const struct option long_opts[] = {
     {"resume", no_argument, 0, OPT_RESUME},
     {"stop-after-batches", required_argument, 0, OPT_STOP_AFTER},
     {"quiet", no_argument, 0, 'q'},
-    {"level", required_argument, 0, OPT_LEVEL},
+    CLI_STREAM_LONGOPTS,
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0}
@@ -371,7 +372,8 @@ int main(int argc, char **argv)
         .sparsity_cost = 0.1, .seed = 1,
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:V:H:e:b:l:k:s:j:fqh", long_opts,
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:V:H:e:b:l:k:s:j:fqh", long_opts,
                             NULL)) != -1) {
         switch (c) {
         case 'o': o.output = optarg; break;
@@ -414,10 +416,12 @@ int main(int argc, char **argv)
         case OPT_RESUME: o.resume = 1; break;
         case OPT_STOP_AFTER: o.stop_after = cli_long(optarg, 0, 1L << 40, "batch count"); break;
         case 'q': cli_quiet = 1; break;
-        case OPT_LEVEL: cli_wopts.level = (int)cli_long(optarg, -7, 22, "level"); break;
         case 'h': usage(); cli_close_stdout(); return 0;
         case OPT_VERSION: cli_version();
-        default: cli_usage_error("invalid option");
+        default:
+            if (cli_stream_option(c, optarg))
+                break;
+            cli_option_error(c, argv);
         }
     }
     if (!o.output)
