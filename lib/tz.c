@@ -1315,7 +1315,9 @@ int tz_read_all(tz_reader *r, int dtype, void **data, uint64_t *count)
     unsigned char *buf = NULL;
     for (;;) {
         if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
+            /* start near 1 MiB and double: memory follows the data read */
+            size_t first = rb ? (size_t)(1u << 20) / rb : 64;
+            size_t nc = cap ? cap * 2 : (first ? first : 1);
             if (rb && nc > SIZE_MAX / rb / 2) { free(buf); return rerr(r, TZ_E_NOMEM, "out of memory"); }
             unsigned char *b = realloc(buf, nc * rb);
             if (!b) { free(buf); return rerr(r, TZ_E_NOMEM, "out of memory"); }
