@@ -25,6 +25,9 @@
 #define DEFAULT_RUNS 100
 #define DEFAULT_SEED 1
 
+/* long-only options */
+enum { OPT_RUNS = 256, OPT_BETAS, OPT_BASE, OPT_EXACT, OPT_FORMAT };
+
 static void usage(void)
 {
     printf(
@@ -33,22 +36,22 @@ static void usage(void)
 "a TEST stream ('-' = stdin), the average test log-probability, each with\n"
 "the interval log(mean(w) -/+ 3 std(w)/sqrt(runs)) of the importance weights.\n"
 "\n"
-"  -r, --runs N          independent AIS runs (default %d)\n"
-"  -b, --betas N|FILE    N annealing steps in the three-segment schedule\n"
+"      --runs N          independent AIS runs (default %d)\n"
+"      --betas N|FILE    N annealing steps in the three-segment schedule\n"
 "                        (default %d: steps 1e-3 to 0.5, 1e-4 to 0.9, 1e-5\n"
 "                        to 1), or a text FILE of betas from 0 to 1, one a line\n"
 "      --base DATA       base model with the visible biases fitted to the\n"
 "                        stream DATA (default: all-zero biases, uniform)\n"
-"  -l, --length D        replicated softmax: estimate log Z for documents of\n"
+"  -D, --length D        replicated softmax: estimate log Z for documents of\n"
 "                        D words (default: every length in TEST)\n"
-"  -e, --exact           exact log Z by enumeration instead of AIS (a layer\n"
+"      --exact           exact log Z by enumeration instead of AIS (a layer\n"
 "                        of at most 30 units)\n"
-"  -F, --format FMT      text, tsv or json (default text)\n"
+"      --format FMT      text, tsv or json (default text)\n"
 "  -s, --seed N          random seed (default %d)\n"
 "  -j, --threads N       threads; 0 = every CPU (default 0)\n"
 "  -q, --quiet           no progress on stderr\n"
 "  -h, --help            this help\n"
-"  -V, --version         version\n"
+"      --version         version\n"
 "\n"
 "AIS tends to underestimate log Z (and so overestimate the test\n"
 "log-probability) when the schedule is too short: check that doubling\n"
@@ -311,12 +314,12 @@ int main(int argc, char **argv)
 {
     cli_init(argc, argv, "ais-estimate");
     static const struct option longopts[] = {
-        {"runs", required_argument, NULL, 'r'},
-        {"betas", required_argument, NULL, 'b'},
-        {"base", required_argument, NULL, 'B'},
-        {"length", required_argument, NULL, 'l'},
-        {"exact", no_argument, NULL, 'e'},
-        {"format", required_argument, NULL, 'F'},
+        {"runs", required_argument, NULL, OPT_RUNS},
+        {"betas", required_argument, NULL, OPT_BETAS},
+        {"base", required_argument, NULL, OPT_BASE},
+        {"length", required_argument, NULL, 'D'},
+        {"exact", no_argument, NULL, OPT_EXACT},
+        {"format", required_argument, NULL, OPT_FORMAT},
         {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
@@ -328,10 +331,11 @@ int main(int argc, char **argv)
     const char *betas_file = NULL, *base_path = NULL, *format = "text";
     uint64_t seed = DEFAULT_SEED;
     int c;
-    while ((c = getopt_long(argc, argv, "r:b:l:eF:s:j:qhV", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":D:s:j:qh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'r': runs = (int)cli_long(optarg, 2, 1000000, "run count"); break;
-        case 'b':
+        case OPT_RUNS: runs = (int)cli_long(optarg, 2, 1000000, "run count"); break;
+        case OPT_BETAS:
             if (all_digits(optarg)) {
                 K = (int)cli_long(optarg, 3, 100000000, "beta count");
                 betas_file = NULL;
@@ -339,10 +343,10 @@ int main(int argc, char **argv)
                 betas_file = optarg;
             }
             break;
-        case 'B': base_path = optarg; break;
-        case 'l': length = cli_long(optarg, 1, 1000000000, "document length"); break;
-        case 'e': exact = 1; break;
-        case 'F':
+        case OPT_BASE: base_path = optarg; break;
+        case 'D': length = cli_long(optarg, 1, 1000000000, "document length"); break;
+        case OPT_EXACT: exact = 1; break;
+        case OPT_FORMAT:
             if (strcmp(optarg, "text") && strcmp(optarg, "tsv") &&
                 strcmp(optarg, "json"))
                 cli_usage_error("invalid format '%s': use text, tsv or json",
@@ -354,7 +358,7 @@ int main(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'h': usage(); cli_close_stdout(); return 0;
         case 'V': cli_version();
-        default: cli_usage_error("invalid option");
+        default: cli_option_error(c, argv);
         }
     }
     if (optind >= argc)

@@ -70,7 +70,7 @@ field() {
 }
 
 @test "json: keys present and parsable, interval around the estimate" {
-    ais-estimate bin.rbm bin.tz --betas 2000 -F json > out.json
+    ais-estimate bin.rbm bin.tz --betas 2000 --format json > out.json
     python3 -m json.tool out.json > /dev/null
     python3 -c '
 import json, sys
@@ -87,7 +87,7 @@ assert 1 <= d["ess"] <= 100 and d["base"] == "uniform" and d["seed"] == 1
 }
 
 @test "without TEST: log Z only" {
-    ais-estimate bin.rbm --betas 500 -F json > z.json
+    ais-estimate bin.rbm --betas 500 --format json > z.json
     python3 -c '
 import json
 d = json.load(open("z.json"))
@@ -99,8 +99,8 @@ assert "logz" in d and "test_logprob" not in d and d["test_rows"] == 0
 }
 
 @test "bernoulli: AIS agrees with --exact (log Z and test log p)" {
-    ais-estimate bin.rbm bin.tz -F json > ais.json
-    ais-estimate bin.rbm bin.tz --exact -F json > exact.json
+    ais-estimate bin.rbm bin.tz --format json > ais.json
+    ais-estimate bin.rbm bin.tz --exact --format json > exact.json
     python3 -c '
 import json
 a = json.load(open("ais.json")); e = json.load(open("exact.json"))
@@ -112,8 +112,8 @@ assert abs(a["test_logprob"] - e["test_logprob"]) < 0.1
 }
 
 @test "gaussian: AIS agrees with --exact" {
-    ais-estimate gauss.rbm gauss.tz --betas 5000 -F json > ga.json
-    ais-estimate gauss.rbm gauss.tz --exact -F json > ge.json
+    ais-estimate gauss.rbm gauss.tz --betas 5000 --format json > ga.json
+    ais-estimate gauss.rbm gauss.tz --exact --format json > ge.json
     python3 -c '
 import json
 a = json.load(open("ga.json")); e = json.load(open("ge.json"))
@@ -123,8 +123,8 @@ assert abs(a["test_logprob"] - e["test_logprob"]) < 0.1
 }
 
 @test "replicated softmax: log Z per document length, perplexity" {
-    ais-estimate words.rbm words.tz --betas 5000 -F json > wa.json
-    ais-estimate words.rbm words.tz --exact -F json > we.json
+    ais-estimate words.rbm words.tz --betas 5000 --format json > wa.json
+    ais-estimate words.rbm words.tz --exact --format json > we.json
     python3 -c '
 import json, math
 a = json.load(open("wa.json")); e = json.load(open("we.json"))
@@ -143,13 +143,13 @@ assert 1 < pp < 10
     [[ "${lines[0]}" == "log Z(D=3) = "* ]]
     [[ "${lines[1]}" == "log Z(D=5) = "* ]]
     [[ "${lines[3]}" == "perplexity = "*" over 1100 words" ]]
-    run --separate-stderr ais-estimate words.rbm --length 4 --exact -F tsv
+    run --separate-stderr ais-estimate words.rbm --length 4 --exact --format tsv
     [ "$status" -eq 0 ]
     [[ "${lines[1]}" == "exact	4	0	"* ]]
 }
 
 @test "tsv: a header and one row" {
-    run --separate-stderr ais-estimate bin.rbm bin.tz --betas 300 -F tsv
+    run --separate-stderr ais-estimate bin.rbm bin.tz --betas 300 --format tsv
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 2 ]
     [ "${lines[0]}" = "method	length	rows	logz	logz_low	logz_high	runs	betas	test_logprob	test_logprob_low	test_logprob_high" ]
@@ -157,16 +157,16 @@ assert 1 < pp < 10
 }
 
 @test "the same seed gives the same output; another seed another" {
-    ais-estimate bin.rbm bin.tz --betas 300 -s 5 -F json > s1.json
-    ais-estimate bin.rbm bin.tz --betas 300 -s 5 -F json > s2.json
-    ais-estimate bin.rbm bin.tz --betas 300 -s 6 -F json > s3.json
+    ais-estimate bin.rbm bin.tz --betas 300 -s 5 --format json > s1.json
+    ais-estimate bin.rbm bin.tz --betas 300 -s 5 --format json > s2.json
+    ais-estimate bin.rbm bin.tz --betas 300 -s 6 --format json > s3.json
     cmp s1.json s2.json
     ! cmp -s s1.json s3.json
 }
 
 @test "--base fits the visible biases to data; --betas FILE" {
     printf '# a short schedule\n0\n0.25\n\n0.5\n0.75\n0.9\n0.99\n1\n' > sched.txt
-    run --separate-stderr ais-estimate bin.rbm --base bin.tz --betas sched.txt -F json
+    run --separate-stderr ais-estimate bin.rbm --base bin.tz --betas sched.txt --format json
     [ "$status" -eq 0 ]
     echo "$output" > b.json
     [ "$(field b.json base)" = data ]
@@ -244,7 +244,13 @@ for i in range(50): print(",".join(str(random.randrange(2)) for j in range(40)))
     [ "$status" -eq 2 ]
     [ "${stderr_lines[0]}" = "ais-estimate: missing MODEL" ]
     [ "${stderr_lines[1]}" = "Try 'ais-estimate --help' for more information." ]
-    run --separate-stderr ais-estimate bin.rbm -F xml
+    run --separate-stderr ais-estimate bin.rbm --bogus
+    [ "$status" -eq 2 ]
+    [ "${stderr_lines[0]}" = "ais-estimate: unknown option '--bogus'" ]
+    run --separate-stderr ais-estimate bin.rbm --runs
+    [ "$status" -eq 2 ]
+    [ "${stderr_lines[0]}" = "ais-estimate: option '--runs' needs an argument" ]
+    run --separate-stderr ais-estimate bin.rbm --format xml
     [ "$status" -eq 2 ]
     [ "${stderr_lines[0]}" = "ais-estimate: invalid format 'xml': use text, tsv or json" ]
     run --separate-stderr ais-estimate bin.rbm --runs 1
@@ -279,7 +285,7 @@ for i in range(50): print(",".join(str(random.randrange(2)) for j in range(40)))
     [ "$status" -eq 0 ]
     [[ "$output" == "log Z = "*" (exact, 256 hidden states)" ]]
     for n in 500 1000; do
-        ais-estimate bin.rbm --betas $n -F tsv | tail -n 1 | cut -f 4
+        ais-estimate bin.rbm --betas $n --format tsv | tail -n 1 | cut -f 4
     done > doubling.txt
     [ "$(wc -l < doubling.txt)" -eq 2 ]
     run --separate-stderr ais-estimate words.rbm words.tz --betas 1000
@@ -293,7 +299,7 @@ for i in range(50): print(",".join(str(random.randrange(2)) for j in range(40)))
     zcat "$BATS_TEST_DIRNAME/../$d/t10k-images-idx3-ubyte.gz" | tensor import idx |
         tensor head -n 500 | tensor binarize > mn.tz
     rbm-train -q -o mn.rbm -H 20 -e 2 -s 1 mn.tz
-    ais-estimate mn.rbm mn.tz --betas 1000 -r 20 --base mn.tz -F json > mn.json
+    ais-estimate mn.rbm mn.tz --betas 1000 --runs 20 --base mn.tz --format json > mn.json
     python3 -c '
 import json
 d = json.load(open("mn.json"))
