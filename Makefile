@@ -99,8 +99,8 @@ install: all
 	-install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
 
 # Debian 12 packages; installs only what is missing (run as root).
-DEPS = build-essential clang libzstd-dev zstd libopenblas-dev liblapack-dev \
-       libpng-dev bats python3 python3-numpy
+DEPS = build-essential clang libclang-rt-14-dev libzstd-dev zstd libopenblas-dev \
+       liblapack-dev libpng-dev bats python3 python3-numpy
 deps:
 	@missing=""; for p in $(DEPS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
