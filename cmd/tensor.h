@@ -68,4 +68,16 @@ int tensor_words(int argc, char **argv);
 int tensor_pca(int argc, char **argv);      /* cmd/tensor_pca.c */
 int tensor_whiten(int argc, char **argv);
 
+/* Helpers shared by the subcommands (cmd/tensor_util.c). */
+#include <stddef.h>
+#include <stdnoreturn.h>
+#include "tz.h"
+/* malloc that dies with "out of memory"; n = 0 is allowed. */
+void *tensor_xmalloc(size_t n);
+/* Usage error for getopt_long's ':' or '?' (optstring starting with ':'),
+ * naming the subcommand argv[0]: "import: unknown option '-x'". */
+noreturn void tensor_option_error(int c, char **argv);
+/* Close the writer and stdout; dies on error (quietly on a closed pipe). */
+void tensor_finish_writer(tz_writer *w);
+
 #endif

@@ -38,42 +38,6 @@
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        cli_die("out of memory");
-    return p;
-}
-
-/* getopt's complaints (the optstring starts with ':'), worded as the other
- * subcommands word them. */
-static noreturn void option_error(int c, char **argv)
-{
-    if (c == ':') {
-        if (optopt > 0 && optopt < 256)
-            cli_usage_error("%s: option '-%c' requires an argument", argv[0], optopt);
-        cli_usage_error("%s: option '%s' requires an argument", argv[0], argv[optind - 1]);
-    }
-    if (optopt > 0 && optopt < 256)
-        cli_usage_error("%s: unknown option '-%c'", argv[0], optopt);
-    cli_usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
-}
-
-/* Dies, or exits 0 quietly when the reader downstream went away. */
-static noreturn void die_writer(const char *ctx, tz_writer *w, int e)
-{
-    cli_die_writer(ctx, w, e);
-}
-
-static void finish_writer(tz_writer *w)
-{
-    int e = tz_writer_close(w);
-    if (e)
-        die_writer("", w, e);
-    tz_writer_free(w);
-    cli_close_stdout();
-}
 
 /* Records per batch for records of rb bytes: about BATCH_BYTES, at least 1. */
 static size_t batch_records(uint64_t rb)
@@ -177,14 +141,14 @@ static void import_begin(importer *imp, int dtype, int rank, const uint64_t *dim
     e = tz_writer_begin(imp->w, &h);
     tz_header_clear(&h);
     if (e)
-        die_writer("import", imp->w, e);
+        cli_die_writer("import", imp->w, e);
 }
 
 static void import_write(importer *imp, int src_dtype, const void *recs, size_t n)
 {
     int e = tz_write_as(imp->w, src_dtype, recs, n);
     if (e)
-        die_writer("import", imp->w, e);
+        cli_die_writer("import", imp->w, e);
 }
 
 /* IDX: 0 0 TYPE NDIM, NDIM big-endian u32 dims, then the big-endian data. */
@@ -227,7 +191,7 @@ static int import_idx(importer *imp, FILE *in)
     for (int i = 1; i < nd; i++)
         elems *= dims[i];
     size_t rb = (size_t)(elems * es), nb = batch_records(rb);
-    unsigned char *buf = xmalloc(nb * rb);
+    unsigned char *buf = tensor_xmalloc(nb * rb);
     for (uint64_t done = 0; done < dims[0];) {
         size_t k = dims[0] - done < nb ? (size_t)(dims[0] - done) : nb;
         size_t r = fread(buf, rb, k, in);
@@ -247,7 +211,7 @@ static int import_idx(importer *imp, FILE *in)
         cli_die("import: idx: trailing data after %" PRIu64 " records", dims[0]);
     if (ferror(in))
         cli_die("import: idx: read error:");
-    finish_writer(imp->w);
+    tensor_finish_writer(imp->w);
     return 0;
 }
 
@@ -362,7 +326,7 @@ static int import_text(importer *imp, FILE *in, char delim, int header)
             imp->out_dtype = dt;
             import_begin(imp, dt, 1, &d);
             nb = batch_records(width * es);
-            buf = xmalloc(nb * width * es);
+            buf = tensor_xmalloc(nb * width * es);
         }
         size_t n = parse_line(imp, line, delim, dt, buf + have * width * es, width, lineno);
         if (n != width)
@@ -381,7 +345,7 @@ static int import_text(importer *imp, FILE *in, char delim, int header)
     if (have)
         import_write(imp, dt, buf, have);
     free(buf);
-    finish_writer(imp->w);
+    tensor_finish_writer(imp->w);
     return 0;
 }
 
@@ -469,7 +433,7 @@ static int import_npy(importer *imp, FILE *in)
     } else {
         cli_die("import: npy: unsupported format version %d.%d", pre[6], pre[7]);
     }
-    char *hd = xmalloc(hlen + 1);
+    char *hd = tensor_xmalloc(hlen + 1);
     if (fread(hd, 1, hlen, in) != hlen)
         cli_die("import: npy: truncated header");
     hd[hlen] = 0;
@@ -563,7 +527,7 @@ static int import_npy(importer *imp, FILE *in)
         if (count > SIZE_MAX / 2 / rb)
             cli_die("import: npy: array too large");
         size_t total = (size_t)(count * elems);
-        unsigned char *f = xmalloc(total * es), *c = xmalloc(total * es);
+        unsigned char *f = tensor_xmalloc(total * es), *c = tensor_xmalloc(total * es);
         size_t r = fread(f, es, total, in);
         if (r < total) {
             if (ferror(in))
@@ -592,7 +556,7 @@ static int import_npy(importer *imp, FILE *in)
         free(c);
     } else {
         size_t nb = batch_records(rb);
-        unsigned char *buf = xmalloc(nb * rb);
+        unsigned char *buf = tensor_xmalloc(nb * rb);
         for (uint64_t done = 0; done < count;) {
             size_t k = count - done < nb ? (size_t)(count - done) : nb;
             size_t r = fread(buf, rb, k, in);
@@ -615,7 +579,7 @@ static int import_npy(importer *imp, FILE *in)
     }
     if (fgetc(in) != EOF)
         cli_die("import: npy: trailing data after %" PRIu64 " records", count);
-    finish_writer(imp->w);
+    tensor_finish_writer(imp->w);
     return 0;
 }
 
@@ -685,8 +649,8 @@ static int import_pgm(importer *imp, FILE *in)
             dt = maxval > 255 ? TZ_U16 : TZ_U8;
             uint64_t dims[2] = {h, w};
             import_begin(imp, dt, 2, dims);
-            raw = xmalloc(w * h * 2);
-            img = xmalloc(w * h * sizeof *img);
+            raw = tensor_xmalloc(w * h * 2);
+            img = tensor_xmalloc(w * h * sizeof *img);
         } else if (w != W || h != H || (maxval > 255) != (first_max > 255)) {
             cli_die("import: pgm: image %d is %lux%lu with maxval %lu, unlike image 1 "
                     "(%lux%lu, maxval %lu)", image, w, h, maxval, W, H, first_max);
@@ -731,7 +695,7 @@ static int import_pgm(importer *imp, FILE *in)
         cli_die("import: pgm: empty input");
     free(raw);
     free(img);
-    finish_writer(imp->w);
+    tensor_finish_writer(imp->w);
     return 0;
 }
 
@@ -763,7 +727,7 @@ int tensor_import(int argc, char **argv)
         case 'V': cli_version();
         default:
             if (!cli_stream_option(c, optarg))
-                option_error(c, argv);
+                tensor_option_error(c, argv);
         }
     }
     if (optind >= argc)
@@ -900,7 +864,7 @@ static void export_text(tz_reader *r, char delim, int single, const char *sub,
     int dt = h->dtype;
     size_t elems = (size_t)tz_record_elems(h), rb = (size_t)tz_record_bytes(h);
     size_t nb = batch_records(rb);
-    unsigned char *buf = xmalloc(nb * rb);
+    unsigned char *buf = tensor_xmalloc(nb * rb);
     long k;
     while ((k = tz_read(r, buf, nb)) > 0) {
         for (long j = 0; j < k; j++) {
@@ -974,7 +938,7 @@ static void export_npy(tz_reader *r, int single, const char *sub, const char *pa
     tz_header_init(&hc);
     tz_header_copy(&hc, h);
     size_t rb = (size_t)tz_record_bytes(h), nb = batch_records(rb);
-    unsigned char *buf = xmalloc(nb * rb);
+    unsigned char *buf = tensor_xmalloc(nb * rb);
     char hdr[512];
     /* Room for any count: the header of the largest count, reused. */
     size_t hl = npy_header(hdr, sizeof hdr, &hc, UINT64_MAX, 0);
@@ -1088,7 +1052,7 @@ static void write_png(const uint16_t *g, size_t w, size_t h, int depth, const ch
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!info)
         cli_die("out of memory");
-    unsigned char *row = xmalloc(w * 2);
+    unsigned char *row = tensor_xmalloc(w * 2);
     if (setjmp(png_jmpbuf(p))) {
         png_destroy_write_struct(&p, &info);
         if (errno == EPIPE)
@@ -1149,9 +1113,9 @@ static void export_image(tz_reader *r, int png, int scale, uint64_t sh, uint64_t
         scale = SCALE_UNIT;
     int depth = dt == TZ_U16 && scale == SCALE_UNIT ? 16 : 8;
     size_t n = (size_t)(H * W);
-    double *x = xmalloc(n * sizeof *x);
-    uint16_t *g = xmalloc(n * sizeof *g);
-    unsigned char *raw = xmalloc(n * 2);
+    double *x = tensor_xmalloc(n * sizeof *x);
+    uint16_t *g = tensor_xmalloc(n * sizeof *g);
+    unsigned char *raw = tensor_xmalloc(n * 2);
     long k;
     uint64_t count = 0;
     while ((k = tz_read_f64(r, x, 1)) > 0) {
@@ -1233,7 +1197,7 @@ int tensor_export(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'h': fputs(export_usage, stdout); cli_close_stdout(); return 0;
         case 'V': cli_version();
-        default: option_error(c, argv);
+        default: tensor_option_error(c, argv);
         }
     }
     if (optind >= argc)
@@ -1323,7 +1287,7 @@ int tensor_tile(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'h': fputs(tile_usage, stdout); cli_close_stdout(); return 0;
         case 'V': cli_version();
-        default: option_error(c, argv);
+        default: tensor_option_error(c, argv);
         }
     }
     if (argc - optind > 1)
@@ -1352,7 +1316,7 @@ int tensor_tile(int argc, char **argv)
             cli_die("tile: the input has no records");
         ntile = elems < (size_t)max ? elems : (size_t)max;
         len = (size_t)count;
-        t = xmalloc(ntile * len * sizeof *t);
+        t = tensor_xmalloc(ntile * len * sizeof *t);
         const double *X = all;
         for (size_t j = 0; j < ntile; j++)
             for (size_t i = 0; i < len; i++)
@@ -1360,7 +1324,7 @@ int tensor_tile(int argc, char **argv)
         free(all);
     } else {
         len = elems;
-        t = xmalloc((size_t)max * len * sizeof *t);
+        t = tensor_xmalloc((size_t)max * len * sizeof *t);
         long k = 0;
         ntile = 0;
         while (ntile < (size_t)max && (k = tz_read_f64(r, t + ntile * len, (size_t)max - ntile)) > 0)
@@ -1398,10 +1362,10 @@ int tensor_tile(int argc, char **argv)
     uint64_t IH = (uint64_t)rows * (H + 1) - 1, IW = (uint64_t)cols * (W + 1) - 1;
     if (IH * IW > (1ull << 28))
         cli_die("tile: image of %" PRIu64 "x%" PRIu64 " is too large", IW, IH);
-    uint16_t *img = xmalloc((size_t)(IH * IW) * sizeof *img);
+    uint16_t *img = tensor_xmalloc((size_t)(IH * IW) * sizeof *img);
     for (size_t i = 0; i < IH * IW; i++)
         img[i] = 255;
-    uint16_t *g = xmalloc(len * sizeof *g);
+    uint16_t *g = tensor_xmalloc(len * sizeof *g);
     for (size_t j = 0; j < ntile; j++) {
         to_gray(g, t + j * len, len, transpose ? TZ_F64 : dt, scale, 8);
         size_t r0 = j / (size_t)cols * (size_t)(H + 1), c0 = j % (size_t)cols * (size_t)(W + 1);

@@ -27,42 +27,6 @@
 
 #define VOCAB_ATTR_MAX (64u << 10)   /* store text.vocab up to this size */
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        cli_die("out of memory");
-    return p;
-}
-
-/* getopt's complaints (the optstring starts with ':'), worded as the other
- * subcommands word them. */
-static noreturn void option_error(int c, char **argv)
-{
-    if (c == ':') {
-        if (optopt > 0 && optopt < 256)
-            cli_usage_error("%s: option '-%c' requires an argument", argv[0], optopt);
-        cli_usage_error("%s: option '%s' requires an argument", argv[0], argv[optind - 1]);
-    }
-    if (optopt > 0 && optopt < 256)
-        cli_usage_error("%s: unknown option '-%c'", argv[0], optopt);
-    cli_usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
-}
-
-/* Dies, or exits 0 quietly when the reader downstream went away. */
-static noreturn void die_writer(const char *ctx, tz_writer *w, int e)
-{
-    cli_die_writer(ctx, w, e);
-}
-
-static void finish_writer(tz_writer *w)
-{
-    int e = tz_writer_close(w);
-    if (e)
-        die_writer("", w, e);
-    tz_writer_free(w);
-    cli_close_stdout();
-}
 
 static int is_word_byte(unsigned char c)
 {
@@ -139,7 +103,7 @@ static wentry *wtab_get(wtab *t, const char *s, size_t n, int insert)
         return wtab_get(t, s, n, 1);
     }
     wentry *e = &t->e[i];
-    e->w = xmalloc(n + 1);
+    e->w = tensor_xmalloc(n + 1);
     memcpy(e->w, s, n);
     e->w[n] = 0;
     e->len = n;
@@ -233,7 +197,7 @@ static void vocab_read(vocab *v, wtab *t, const char *path, const char *sub)
         cli_die("%s: %s: empty vocabulary", sub, path);
     /* v->w points into the table; give v its own copies */
     for (size_t i = 0; i < v->k; i++) {
-        char *c = xmalloc(strlen(v->w[i]) + 1);
+        char *c = tensor_xmalloc(strlen(v->w[i]) + 1);
         strcpy(c, v->w[i]);
         v->w[i] = c;
     }
@@ -318,7 +282,7 @@ int tensor_bow(int argc, char **argv)
         case 'V': cli_version();
         default:
             if (!cli_stream_option(c, optarg))
-                option_error(c, argv);
+                tensor_option_error(c, argv);
         }
     }
     if (argc - optind > 1)
@@ -364,7 +328,7 @@ int tensor_bow(int argc, char **argv)
         }
         clearerr(src);
         /* Columns: count >= min_count, most frequent first, ties by bytes. */
-        wentry **cand = xmalloc(t.n * sizeof *cand);
+        wentry **cand = tensor_xmalloc(t.n * sizeof *cand);
         size_t nc = 0;
         for (size_t i = 0; i < t.cap; i++)
             if (t.e[i].w && t.e[i].count >= (uint64_t)min_count)
@@ -374,10 +338,10 @@ int tensor_bow(int argc, char **argv)
         if (v.k == 0)
             cli_die("bow: empty vocabulary: no word occurs %ld time%s or more",
                     min_count, min_count == 1 ? "" : "s");
-        v.w = xmalloc(v.k * sizeof *v.w);
+        v.w = tensor_xmalloc(v.k * sizeof *v.w);
         for (size_t i = 0; i < v.k; i++) {
             cand[i]->col = (long)i;
-            v.w[i] = xmalloc(cand[i]->len + 1);
+            v.w[i] = tensor_xmalloc(cand[i]->len + 1);
             memcpy(v.w[i], cand[i]->w, cand[i]->len + 1);
         }
         free(cand);
@@ -408,7 +372,7 @@ int tensor_bow(int argc, char **argv)
     for (size_t i = 0; i < v.k; i++)
         vbytes += strlen(v.w[i]) + 1;
     if (vbytes <= VOCAB_ATTR_MAX) {
-        char *all = xmalloc(vbytes + 1), *p = all;
+        char *all = tensor_xmalloc(vbytes + 1), *p = all;
         for (size_t i = 0; i < v.k; i++)
             p += sprintf(p, "%s\n", v.w[i]);
         *p = 0;
@@ -418,18 +382,18 @@ int tensor_bow(int argc, char **argv)
     tz_writer *w = cli_writer_stdout(force);
     int e = tz_writer_begin(w, &h);
     if (e)
-        die_writer("bow", w, e);
+        cli_die_writer("bow", w, e);
     tz_header_clear(&h);
     size_t nb = (1u << 20) / (v.k * sizeof(float)), have = 0;
     nb = nb ? nb : 1;
-    float *rows = xmalloc(nb * v.k * sizeof *rows);
+    float *rows = tensor_xmalloc(nb * v.k * sizeof *rows);
     row_ctx rc = {&t, rows};
     memset(rows, 0, v.k * sizeof *rows);
     while ((len = getline(&line, &cap, src)) >= 0) {
         tokens(line, (size_t)len, row_token, &rc);
         if (++have == nb) {
             if ((e = tz_write(w, rows, have)) != 0)
-                die_writer("bow", w, e);
+                cli_die_writer("bow", w, e);
             have = 0;
         }
         rc.row = rows + have * v.k;
@@ -438,7 +402,7 @@ int tensor_bow(int argc, char **argv)
     if (ferror(src))
         cli_die(src == in ? "bow: read error:" : "bow: temporary file: read error:");
     if (have && (e = tz_write(w, rows, have)) != 0)
-        die_writer("bow", w, e);
+        cli_die_writer("bow", w, e);
     if (src != in)
         fclose(src);
     cli_close_in(in);
@@ -446,7 +410,7 @@ int tensor_bow(int argc, char **argv)
     free(line);
     vocab_free(&v);
     wtab_free(&t);
-    finish_writer(w);
+    tensor_finish_writer(w);
     return 0;
 }
 
@@ -470,13 +434,13 @@ static void vocab_from_attr(vocab *v, const char *s)
     size_t k = 0;
     for (const char *p = s; *p; p++)
         k += *p == '\n';
-    v->w = xmalloc(k * sizeof *v->w);
+    v->w = tensor_xmalloc(k * sizeof *v->w);
     v->k = 0;
     for (const char *p = s; *p;) {
         const char *e = strchr(p, '\n');
         if (!e)
             break;
-        v->w[v->k] = xmalloc((size_t)(e - p) + 1);
+        v->w[v->k] = tensor_xmalloc((size_t)(e - p) + 1);
         memcpy(v->w[v->k], p, (size_t)(e - p));
         v->w[v->k++][e - p] = 0;
         p = e + 1;
@@ -502,7 +466,7 @@ int tensor_words(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'h': fputs(words_usage, stdout); cli_close_stdout(); return 0;
         case 'V': cli_version();
-        default: option_error(c, argv);
+        default: tensor_option_error(c, argv);
         }
     }
     if (argc - optind > 1)
@@ -526,8 +490,8 @@ int tensor_words(int argc, char **argv)
     size_t n = (size_t)top < K ? (size_t)top : K;
     size_t nb = (1u << 20) / (K * sizeof(double));
     nb = nb ? nb : 1;
-    double *x = xmalloc(nb * K * sizeof *x);
-    size_t *best = xmalloc(n * sizeof *best);
+    double *x = tensor_xmalloc(nb * K * sizeof *x);
+    size_t *best = tensor_xmalloc(n * sizeof *best);
     long k;
     while ((k = tz_read_f64(r, x, nb)) > 0) {
         for (long i = 0; i < k; i++) {
