@@ -96,11 +96,11 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
-	-install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7
 
 # Debian 12 packages; installs only what is missing (run as root).
 DEPS = build-essential clang libclang-rt-14-dev libzstd-dev zstd libopenblas-dev \
-       liblapack-dev libpng-dev bats python3 python3-numpy
+       liblapack-dev libpng-dev bats python3 python3-numpy time
 deps:
 	@missing=""; for p in $(DEPS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
