@@ -5,13 +5,16 @@
  *   encode MODEL [--sample] [--down] [INPUT]  > codes.tz
  *
  * The input is read, mapped and written in batches of --batch rows, so
- * memory does not grow with the stream.  Every product is one gemm_f32 call
- * inside lib/rbm.c.  The model type (the model.type attribute) is looked at
+ * memory does not grow with the stream.  A reader thread decodes the next
+ * batch while the current one is mapped, the rows of a batch are split
+ * among --threads threads (par.h), each calling single-threaded BLAS inside
+ * lib/rbm.c, and the tz writer compresses on a thread of its own.  The model type (the model.type attribute) is looked at
  * in one place, encoder_open(); each type supplies an `encoder` (widths, a
  * row check and a batch map), so deeper models plug in there.
  */
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 
 #include "cli.h"
 #include "gemm.h"
+#include "par.h"
 #include "rbm.h"
 #include "rng.h"
 #include "tz.h"
@@ -32,6 +36,7 @@ typedef struct {
     int length_set;
     int allow_real;      /* real values for bernoulli visible units */
     uint64_t seed;
+    int threads;         /* >= 1 */
 } encode_opts;
 
 /* A model as a row map: in (B, in_dim) -> out (B, out_dim). */
@@ -53,6 +58,7 @@ typedef struct {
     rbm *m;
     encode_opts o;
     rng_t rng;
+    par_pool *pool;  /* the rows of a batch are split among its threads */
     float *d;        /* (batch) document lengths for --down */
     int dcap;
 } rbm_enc;
@@ -93,12 +99,35 @@ static const char *rbm_enc_check(encoder *e, int B, const float *in)
     return rbm_check_data(s->m, B, in, s->o.allow_real);
 }
 
+/* One thread's rows [a, b) of a batch: E[h|v] (up) or E[v|h] (down). */
+typedef struct {
+    rbm_enc *s;
+    int B;
+    const float *in;      /* (B, in_dim) */
+    float *out;           /* (B, out_dim) */
+} map_job;
+
+static void map_part(void *arg, int id, int T)
+{
+    map_job *J = arg;
+    const rbm *m = J->s->m;
+    int a = par_split(J->B, T, id), n = par_split(J->B, T, id + 1) - a;
+    if (!J->s->o.down)
+        rbm_hidden_probs(m, n, J->in + (size_t)a * m->nv,
+                         J->out + (size_t)a * m->nh);
+    else
+        rbm_visible_probs(m, n, J->in + (size_t)a * m->nh, J->s->d + a,
+                          J->out + (size_t)a * m->nv);
+}
+
 static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
 {
     rbm_enc *s = e->impl;
+    map_job J = {s, B, in, out};
     if (!s->o.down) {
-        /* out (B, H) = E[h | v] or a sample of h */
-        rbm_hidden_probs(s->m, B, in, out);
+        /* out (B, H) = E[h | v], threads; a sample of h on one stream, so
+         * that samples do not depend on the thread count */
+        par_run(s->pool, map_part, &J);
         if (s->o.sample)
             rbm_sample_hidden(s->m, B, out, out, &s->rng);
         return;
@@ -113,7 +142,7 @@ static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
     for (int b = 0; b < B; b++)
         s->d[b] = (float)s->o.length;
     /* out (B, V) = E[v | h] or a sample of v */
-    rbm_visible_probs(s->m, B, in, s->d, out);
+    par_run(s->pool, map_part, &J);
     if (s->o.sample)
         rbm_sample_visible(s->m, B, out, s->d, out, &s->rng);
 }
@@ -121,6 +150,7 @@ static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
 static void rbm_enc_free(encoder *e)
 {
     rbm_enc *s = e->impl;
+    par_free(s->pool);
     rbm_free(s->m);
     free(s->d);
     free(s);
@@ -142,6 +172,9 @@ static encoder *rbm_encoder_open(tz_model *mf, const encode_opts *o,
     s->m = m;
     s->o = *o;
     rng_seed(&s->rng, o->seed);
+    s->pool = par_new(o->threads);
+    if (!s->pool)
+        cli_die("cannot start %d threads", o->threads);
     e->in_dim = o->down ? m->nh : m->nv;
     e->out_dim = o->down ? m->nv : m->nh;
     e->in_what = o->down ? "hidden" : "visible";
@@ -208,6 +241,61 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
+/* ---- reading ahead ----------------------------------------------------------- */
+
+/* A reader thread fills two batch buffers in turn, so that decoding batch
+ * i+1 overlaps mapping batch i.  Buffer i is the reader's while full[i] is
+ * 0 and the main thread's while it is 1. */
+typedef struct {
+    tz_reader *r;
+    size_t batch;               /* rows a buffer holds */
+    float *buf[2];              /* (batch, in_dim) */
+    long n[2];                  /* rows read into buf[i]; 0 end, < 0 error */
+    int full[2];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+} prefetch;
+
+static void *prefetch_main(void *arg)
+{
+    prefetch *p = arg;
+    for (int i = 0;; i ^= 1) {
+        pthread_mutex_lock(&p->mu);
+        while (p->full[i])
+            pthread_cond_wait(&p->cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        long n = tz_read_f32(p->r, p->buf[i], p->batch);
+        pthread_mutex_lock(&p->mu);
+        p->n[i] = n;
+        p->full[i] = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (n <= 0)
+            return NULL;      /* end of the stream, or an error */
+    }
+}
+
+/* Wait for buffer i; returns its row count (0 at the end, < 0 error). */
+static long prefetch_take(prefetch *p, int i)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->full[i])
+        pthread_cond_wait(&p->cv, &p->mu);
+    long n = p->n[i];
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* Hand buffer i back to the reader. */
+static void prefetch_give(prefetch *p, int i)
+{
+    pthread_mutex_lock(&p->mu);
+    p->full[i] = 0;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static void usage(void)
@@ -228,8 +316,7 @@ static void usage(void)
 "                        units (default: an error)\n"
 "  -s, --seed N          random seed for --sample (default: 1)\n"
 "  -b, --batch N         rows per batch (default: %d)\n"
-"  -j, --threads N       BLAS threads; 0 = the BLAS default, which follows\n"
-"                        OPENBLAS_NUM_THREADS or uses every CPU (default: 0)\n"
+"  -j, --threads N       threads; 0 = every CPU (default: 0)\n"
 "  -f, --force           write binary output to a terminal\n"
 "  -q, --quiet           no progress on stderr\n"
 CLI_STREAM_HELP
@@ -297,8 +384,9 @@ int main(int argc, char **argv)
         cli_usage_error("too many operands");
     const char *model_path = argv[optind];
     const char *in_path = optind + 1 < argc ? argv[optind + 1] : NULL;
-    if (threads > 0)
-        gemm_init((int)threads);
+    /* our threads split each batch, each running single-threaded BLAS */
+    o.threads = threads > 0 ? (int)threads : par_cpu_count();
+    gemm_init(1);
 
     tz_model *mf = cli_load_model(model_path);
     encoder *e = encoder_open(mf, &o);
@@ -332,13 +420,22 @@ int main(int argc, char **argv)
         (modality && tz_attr_set_s(&oh, "modality.name", modality)))
         cli_die("out of memory");
 
-    /* x (batch, in_dim), y (batch, out_dim); static, so that they stay
-     * reachable (not reported as leaks) when a data error exits */
-    static float *x, *y;
-    x = malloc((size_t)batch * (size_t)e->in_dim * sizeof *x);
+    /* two input buffers (batch, in_dim), y (batch, out_dim); static, so
+     * that they stay reachable (not reported as leaks) when a data error
+     * exits */
+    static prefetch pf;
+    static float *y;
+    pf.r = r;
+    pf.batch = (size_t)batch;
+    for (int i = 0; i < 2; i++)
+        pf.buf[i] = malloc((size_t)batch * (size_t)e->in_dim * sizeof(float));
     y = malloc((size_t)batch * (size_t)e->out_dim * sizeof *y);
-    if (!x || !y)
+    if (!pf.buf[0] || !pf.buf[1] || !y)
         cli_die("out of memory");
+    pthread_mutex_init(&pf.mu, NULL);
+    pthread_cond_init(&pf.cv, NULL);
+    if (pthread_create(&pf.th, NULL, prefetch_main, &pf) != 0)
+        cli_die("cannot start a thread");
 
     tz_writer *w = cli_writer_stdout(force);
     int rc = tz_writer_begin(w, &oh);
@@ -347,8 +444,9 @@ int main(int argc, char **argv)
     uint64_t done = 0;
     time_t last = time(NULL);
     int progress = cli_progress_enabled();
-    for (;;) {
-        long n = tz_read_f32(r, x, (size_t)batch);
+    for (int cur = 0;; cur ^= 1) {
+        long n = prefetch_take(&pf, cur);
+        float *x = pf.buf[cur];
         if (n < 0)
             cli_die_reader(in_path ? in_path : "", r, (int)n);
         if (n == 0)
@@ -366,6 +464,7 @@ int main(int argc, char **argv)
                         ? " (--allow-real accepts values in [0, 1])" : "");
         }
         e->map(e, (int)n, x, y);
+        prefetch_give(&pf, cur);
         rc = tz_write(w, y, (size_t)n);
         if (rc)
             cli_die_writer("", w, rc);
@@ -377,12 +476,16 @@ int main(int argc, char **argv)
     }
     if (progress)
         fprintf(stderr, "\r%s: %llu rows\n", cli_prog, (unsigned long long)done);
+    pthread_join(pf.th, NULL);
+    pthread_mutex_destroy(&pf.mu);
+    pthread_cond_destroy(&pf.cv);
     rc = tz_expect_end(r);
     if (rc)
         cli_die_reader(in_path ? in_path : "", r, rc);
     cli_finish_writer(w);
 
-    free(x);
+    free(pf.buf[0]);
+    free(pf.buf[1]);
     free(y);
     tz_header_clear(&oh);
     tz_reader_free(r);

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "gemm.h"
+#include "par.h"
 #include "rbm.h"
 #include "rng.h"
 #include "tz.h"
@@ -65,7 +66,8 @@ static void usage(void)
 "      --allow-real          bernoulli inputs may be probabilities in [0,1];\n"
 "                            u8 input is then read as grey levels / 255\n"
 "  -s, --seed N              initialisation, shuffling, sampling (default: 1)\n"
-"  -j, --threads N           BLAS threads; 0 = all CPUs (default: 0)\n"
+"  -j, --threads N           threads; 0 = all CPUs (default: 0); the model\n"
+"                            depends on the count\n"
 "Output and monitoring:\n"
 "      --emit                write p(h|v) of the training rows to stdout\n"
 "  -f, --force               --emit even to a terminal\n"
@@ -195,11 +197,40 @@ static void gather(const dataset *ds, const uint64_t *idx, uint64_t first,
         uint64_t row = idx ? idx[b] : first + b;
         const char *src = (const char *)ds->data + row * ds->row_bytes;
         float *o = out + (size_t)b * ds->V;
-        tz_convert(o, TZ_F32, src, ds->dtype, (size_t)ds->V);
+        if (ds->dtype == TZ_U8) {     /* the common case, vectorised */
+            const unsigned char *u = (const unsigned char *)src;
+            for (int i = 0; i < ds->V; i++)
+                o[i] = (float)u[i];
+        } else {
+            tz_convert(o, TZ_F32, src, ds->dtype, (size_t)ds->V);
+        }
         if (ds->scale != 1)
             for (int i = 0; i < ds->V; i++)
                 o[i] *= ds->scale;
     }
+}
+
+/* sum (V) of the columns of a u8 dataset, exactly: 32-bit counts over
+ * blocks of rows that cannot overflow them. */
+static void u8_column_sums(const dataset *ds, double *sum)
+{
+    enum { BLOCK = 1 << 16 };             /* 255 * 2^16 < 2^32 */
+    uint32_t *acc = malloc((size_t)ds->V * sizeof *acc);
+    if (!acc)
+        cli_die("out of memory");
+    const unsigned char *x = ds->data;
+    for (uint64_t r0 = 0; r0 < ds->rows; r0 += BLOCK) {
+        uint64_t r1 = ds->rows - r0 < BLOCK ? ds->rows : r0 + BLOCK;
+        memset(acc, 0, (size_t)ds->V * sizeof *acc);
+        for (uint64_t r = r0; r < r1; r++) {
+            const unsigned char *row = x + r * ds->row_bytes;
+            for (int i = 0; i < ds->V; i++)
+                acc[i] += row[i];
+        }
+        for (int i = 0; i < ds->V; i++)
+            sum[i] += acc[i];
+    }
+    free(acc);
 }
 
 /* Check every row against the unit type; dies naming the first bad row. */
@@ -207,6 +238,17 @@ static void check_rows(const rbm *m, const dataset *ds, int allow_real,
                        const char *what)
 {
     enum { CH = 256 };
+    if (ds->dtype == TZ_U8 && m->vis == RBM_BERNOULLI) {
+        /* u8 is always finite; it is binary unless a byte has bits above
+         * the lowest, and grey levels / 255 (--allow-real) are in [0, 1] */
+        const unsigned char *x = ds->data;
+        size_t n = (size_t)ds->rows * ds->row_bytes;
+        unsigned char any = 0;
+        for (size_t i = 0; i < n; i++)
+            any |= x[i];
+        if (allow_real || any <= 1)
+            return;
+    }
     float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
     if (!buf)
         cli_die("out of memory");
@@ -245,7 +287,7 @@ static void options_key(const options *o, const dataset *ds, char *buf,
              o->dbm_top, o->batch, o->lr, o->lr_decay, o->k, o->pcd,
              o->momentum, o->init_momentum, o->mom_epochs, o->wd,
              o->sparsity, o->sparsity_cost, o->learn_sigma, o->allow_real,
-             (unsigned long long)o->seed, gemm_threads(),
+             (unsigned long long)o->seed, o->threads,
              (unsigned long long)ds->rows, ds->V, ds->dtype, ds->crc);
 }
 
@@ -270,7 +312,7 @@ static void set_provenance(tz_model *mf, const options *o, const dataset *ds,
     tz_attr_set_i(h, "train.learn_sigma", o->learn_sigma);
     tz_attr_set_i(h, "train.allow_real", o->allow_real);
     tz_attr_set_i(h, "train.seed", (int64_t)o->seed);
-    tz_attr_set_i(h, "train.threads", gemm_threads());
+    tz_attr_set_i(h, "train.threads", o->threads);
     tz_attr_set_i(h, "train.data_rows", (int64_t)ds->rows);
     tz_attr_set_i(h, "train.data_columns", ds->V);
     tz_attr_set_s(h, "train.data_dtype", tz_dtype_name(ds->dtype));
@@ -334,7 +376,28 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void emit_hidden(const rbm *m, const dataset *ds, int force)
+/* One chunk of emit_hidden: rows [r0, r0 + n) of ds, split among the
+ * threads as encode splits a batch, so that the output is the same. */
+typedef struct {
+    const rbm *m;
+    const dataset *ds;
+    uint64_t r0;
+    int n;
+    float *buf, *ph;      /* (n, V), (n, H) */
+} emit_job;
+
+static void emit_part(void *arg, int id, int T)
+{
+    emit_job *J = arg;
+    int a = par_split(J->n, T, id), b = par_split(J->n, T, id + 1);
+    gather(J->ds, NULL, J->r0 + (uint64_t)a, b - a,
+           J->buf + (size_t)a * J->ds->V);
+    rbm_hidden_probs(J->m, b - a, J->buf + (size_t)a * J->ds->V,
+                     J->ph + (size_t)a * J->m->nh);
+}
+
+static void emit_hidden(const rbm *m, const dataset *ds, int force,
+                        int threads)
 {
     tz_writer *w = cli_writer_stdout(force);
     tz_header h;
@@ -348,15 +411,17 @@ static void emit_hidden(const rbm *m, const dataset *ds, int force)
     enum { CH = 256 };
     float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
     float *ph = malloc((size_t)CH * m->nh * sizeof *ph);
-    if (!buf || !ph)
+    par_pool *pool = par_new(threads);
+    if (!buf || !ph || !pool)
         cli_die("out of memory");
     for (uint64_t r0 = 0; r0 < ds->rows; r0 += CH) {
         int c = ds->rows - r0 < CH ? (int)(ds->rows - r0) : CH;
-        gather(ds, NULL, r0, c, buf);
-        rbm_hidden_probs(m, c, buf, ph);
+        emit_job J = {m, ds, r0, c, buf, ph};
+        par_run(pool, emit_part, &J);
         if ((e = tz_write(w, ph, (size_t)c)))
             cli_die_writer("", w, e);
     }
+    par_free(pool);
     free(buf);
     free(ph);
     cli_finish_writer(w);
@@ -437,7 +502,10 @@ int main(int argc, char **argv)
         o.lr = o.vis == RBM_GAUSSIAN ? 0.01 : o.vis == RBM_REPSOFTMAX ? 0.001 : 0.1;
     if (o.emit)
         cli_check_stdout(o.force);
-    gemm_init(o.threads);
+    /* our threads split each batch, each running single-threaded BLAS */
+    if (!o.threads)
+        o.threads = par_cpu_count();
+    gemm_init(1);
 
     dataset ds = {.scale = 1};
     load_data(o.input, &ds);
@@ -516,13 +584,16 @@ int main(int argc, char **argv)
         float *buf = malloc((size_t)256 * ds.V * sizeof *buf);
         if (!mean || !fmean || !buf)
             cli_die("out of memory");
-        for (uint64_t r0 = 0; r0 < ds.rows; r0 += 256) {
-            int n = ds.rows - r0 < 256 ? (int)(ds.rows - r0) : 256;
-            gather(&ds, NULL, r0, n, buf);
-            for (int b = 0; b < n; b++)
-                for (int i = 0; i < ds.V; i++)
-                    mean[i] += buf[(size_t)b * ds.V + i];
-        }
+        if (ds.dtype == TZ_U8 && ds.scale == 1)
+            u8_column_sums(&ds, mean);    /* the same sums, exact, faster */
+        else
+            for (uint64_t r0 = 0; r0 < ds.rows; r0 += 256) {
+                int n = ds.rows - r0 < 256 ? (int)(ds.rows - r0) : 256;
+                gather(&ds, NULL, r0, n, buf);
+                for (int b = 0; b < n; b++)
+                    for (int i = 0; i < ds.V; i++)
+                        mean[i] += buf[(size_t)b * ds.V + i];
+            }
         for (int i = 0; i < ds.V; i++)
             fmean[i] = (float)(mean[i] / (double)ds.rows);
         rbm_init_params(m, fmean, &init_rng);
@@ -533,6 +604,9 @@ int main(int argc, char **argv)
         if (!t)
             cli_die("out of memory");
     }
+
+    if (rbm_trainer_set_threads(t, o.threads))
+        cli_die("cannot start %d threads", o.threads);
 
     FILE *logf = NULL;
     if (o.log) {
@@ -633,9 +707,10 @@ int main(int argc, char **argv)
     tz_model_free(mf);
     if (unlink(ckpt) != 0 && errno != ENOENT)
         cli_warn("%s: cannot remove:", ckpt);
+    rbm_trainer_free(t);          /* stops its threads */
+    t = NULL;
     if (o.emit)
-        emit_hidden(m, &ds, o.force);
-    rbm_trainer_free(t);
+        emit_hidden(m, &ds, o.force, o.threads);
     rbm_free(m);
     free(perm);
     free(batch);

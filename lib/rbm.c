@@ -11,6 +11,14 @@
  * negative phase in ONE product: with vs = [v0/sigma; vk/sigma] (2B, V) and
  * hs = [p(h|v0)/B; -p(h|vk)/B] (2B, H), dW = vs' hs, so a CD-1 update costs
  * 2BVH (up) + 2BVH (down) + 2BVH (up again) + 4BVH (gradient) = 10BVH flops.
+ *
+ * With rbm_trainer_set_threads(t, T) a step runs on T threads of a pool
+ * (par.h), each calling single-threaded BLAS: the Gibbs chains are split
+ * by rows, every element-wise pass running next to its product on the same
+ * thread, and after one barrier the gradient product and the updates are
+ * split by rows of W.  Own threads beat letting BLAS thread each M = B
+ * product: the element-wise passes run in parallel too, and there is one
+ * synchronisation per step instead of one per product.
  */
 #include "rbm.h"
 
@@ -19,6 +27,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "par.h"
 
 /* ---- unit names ----------------------------------------------------------- */
 
@@ -761,15 +770,23 @@ void rbm_init_params(rbm *m, const float *mean, rng_t *rng)
 struct rbm_trainer {
     rbm *m;
     int cap;              /* rows per batch at most; PCD chains */
-    rng_t rng;
+    rng_t rng;            /* each step splits its thread streams from it */
+    int nthreads;         /* threads of a step; pool is NULL for 1 */
+    par_pool *pool;
+    rng_t *trng;          /* (nthreads) this step's stream of each thread */
+    double *recon;        /* (nthreads) each thread's reconstruction error */
     float *vs;            /* (2cap, V): [v0/sigma; vk/sigma] */
     float *hs;            /* (2cap, H): [p(h|v0); p(h|vk)], then scaled */
-    float *h;             /* (cap, H) hidden samples driving the chain */
-    float *pv;            /* (cap, V) visible means of the latest step */
+    float *h;             /* (cap, H) hidden samples of the data; CD's chain */
+    float *pv;            /* (2cap, V): rows [0, cap) visible means of the
+                             latest Gibbs step, [cap, 2cap) PCD's
+                             reconstructions of the data */
     float *wv;            /* (2cap, V) W p products for learning sigma */
-    float *d;             /* (2cap) doc lengths: [d0; dk] */
-    float *ones;          /* (2cap) all 1, for column sums */
+    float *d;             /* (cap) document lengths of the data rows */
+    float *ones;          /* (cap) all 1, for column sums */
     float *gv;            /* (V) visible bias gradient */
+    float *sp;            /* (H) sparsity penalty cost*(q - target) */
+    float *vm;            /* (V) mean visible input (sparsity) */
     float *Winc;          /* (V, H) momentum buffers */
     float *vinc, *hinc, *sinc;   /* (V), (H), (V) */
     float *q;             /* (H) running mean activity (sparsity) */
@@ -783,6 +800,9 @@ void rbm_trainer_free(rbm_trainer *t)
 {
     if (!t)
         return;
+    par_free(t->pool);
+    free(t->trng);
+    free(t->recon);
     free(t->vs);
     free(t->hs);
     free(t->h);
@@ -791,6 +811,8 @@ void rbm_trainer_free(rbm_trainer *t)
     free(t->d);
     free(t->ones);
     free(t->gv);
+    free(t->sp);
+    free(t->vm);
     free(t->Winc);
     free(t->vinc);
     free(t->hinc);
@@ -812,13 +834,18 @@ rbm_trainer *rbm_trainer_new(rbm *m, int batch, uint64_t seed)
     t->m = m;
     t->cap = batch;
     rng_seed(&t->rng, seed);
+    t->nthreads = 1;
+    t->trng = malloc(sizeof *t->trng);
+    t->recon = malloc(sizeof *t->recon);
     t->vs = malloc(2 * c * V * sizeof(float));
     t->hs = malloc(2 * c * H * sizeof(float));
     t->h = malloc(c * H * sizeof(float));
-    t->pv = malloc(c * V * sizeof(float));
-    t->d = malloc(2 * c * sizeof(float));
-    t->ones = malloc(2 * c * sizeof(float));
+    t->pv = malloc(2 * c * V * sizeof(float));
+    t->d = malloc(c * sizeof(float));
+    t->ones = malloc(c * sizeof(float));
     t->gv = malloc(V * sizeof(float));
+    t->sp = malloc(H * sizeof(float));
+    t->vm = malloc(V * sizeof(float));
     t->Winc = calloc(V * H, sizeof(float));
     t->vinc = calloc(V, sizeof(float));
     t->hinc = calloc(H, sizeof(float));
@@ -826,36 +853,65 @@ rbm_trainer *rbm_trainer_new(rbm *m, int batch, uint64_t seed)
     t->q = calloc(H, sizeof(float));
     t->chain_h = calloc(c * H, sizeof(float));
     t->chain_d = calloc(c, sizeof(float));
-    if (!t->vs || !t->hs || !t->h || !t->pv || !t->d || !t->ones ||
-        !t->gv || !t->Winc ||
+    if (!t->trng || !t->recon || !t->vs || !t->hs || !t->h || !t->pv ||
+        !t->d || !t->ones || !t->gv || !t->sp || !t->vm || !t->Winc ||
         !t->vinc || !t->hinc || !t->sinc || !t->q || !t->chain_h ||
         !t->chain_d) {
         rbm_trainer_free(t);
         return NULL;
     }
-    for (size_t i = 0; i < 2 * c; i++)
+    for (size_t i = 0; i < c; i++)
         t->ones[i] = 1;
     return t;
 }
 
-/* Visible step for rows [0, n): pv = E[v|h], then vk/sigma into dst. */
-static void gibbs_down(rbm_trainer *t, int n, const float *dk, float *dst)
+int rbm_trainer_set_threads(rbm_trainer *t, int nthreads)
 {
-    rbm *m = t->m;
-    int V = m->nv;
-    rbm_visible_probs(m, n, t->h, dk, t->pv);
-    rbm_sample_visible(m, n, t->pv, dk, dst, &t->rng);
-    if (m->vis == RBM_GAUSSIAN)
-        for (int b = 0; b < n; b++)
-            for (int i = 0; i < V; i++)
-                dst[(size_t)b * V + i] /= m->sigma[i];
+    if (nthreads < 1)
+        return -1;
+    if (nthreads == t->nthreads)
+        return 0;
+    rng_t *trng = malloc((size_t)nthreads * sizeof *trng);
+    double *recon = malloc((size_t)nthreads * sizeof *recon);
+    par_pool *pool = nthreads > 1 ? par_new(nthreads) : NULL;
+    if (!trng || !recon || (nthreads > 1 && !pool)) {
+        free(trng);
+        free(recon);
+        par_free(pool);
+        return -1;
+    }
+    par_free(t->pool);
+    free(t->trng);
+    free(t->recon);
+    t->pool = pool;
+    t->trng = trng;
+    t->recon = recon;
+    t->nthreads = nthreads;
+    return 0;
 }
 
-/* Hidden means p(h|v) for n rows of vs (already /sigma) into ph. */
-static void gibbs_up(rbm_trainer *t, int n, const float *vs, const float *d,
+int rbm_trainer_threads(const rbm_trainer *t)
+{
+    return t->nthreads;
+}
+
+/* vs (n,V) = v (n,V) divided by sigma (gaussian units), else a copy. */
+static void scale_rows(const rbm *m, int n, const float *v, float *vs)
+{
+    size_t V = (size_t)m->nv;
+    if (m->vis != RBM_GAUSSIAN) {
+        memcpy(vs, v, (size_t)n * V * sizeof *vs);
+        return;
+    }
+    for (size_t b = 0; b < (size_t)n; b++)
+        for (size_t i = 0; i < V; i++)
+            vs[b * V + i] = v[b * V + i] / m->sigma[i];
+}
+
+/* ph (n,H) = p(h|v) from vs (n,V) = v/sigma and document lengths d (n). */
+static void gibbs_up(const rbm *m, int n, const float *vs, const float *d,
                      float *ph)
 {
-    rbm *m = t->m;
     int H = m->nh;
     hidden_product(m, n, vs, ph);
     for (int b = 0; b < n; b++) {
@@ -869,137 +925,178 @@ static void gibbs_up(rbm_trainer *t, int n, const float *vs, const float *d,
     }
 }
 
-double rbm_train_step(rbm_trainer *t, int B, const float *v0,
-                      const rbm_train_opts *o)
+/* Visible step for n rows: pv (n,V) = E[v|h] given h (n,H) and document
+ * lengths d (n), then vs (n,V) = a sample of v, divided by sigma. */
+static void gibbs_down(const rbm *m, int n, const float *h, const float *d,
+                       float *pv, float *vs, rng_t *rng)
 {
+    rbm_visible_probs(m, n, h, d, pv);
+    rbm_sample_visible(m, n, pv, d, vs, rng);
+    if (m->vis == RBM_GAUSSIAN)
+        for (size_t b = 0; b < (size_t)n; b++)
+            for (int i = 0; i < m->nv; i++)
+                vs[b * m->nv + i] /= m->sigma[i];
+}
+
+/* What the threads of one training step share. */
+typedef struct {
+    rbm_trainer *t;
+    const rbm_train_opts *o;
+    const float *v0;      /* (B, V) the batch */
+    int B, Bn;            /* data rows; negative chains (B, or cap for PCD) */
+    int init_chains;      /* PCD: start the chains from this batch's h */
+    int init_q;           /* sparsity: no running mean activity yet */
+} step_job;
+
+/* Thread `id` of T of one CD-k / PCD-k step.  The Gibbs chains are row by
+ * row, so thread id runs rows [b0, b1) of the data and [c0, c1) of the
+ * negative chains (the same rows for CD) with its own random stream; after
+ * one barrier it owns rows [i0, i1) of W (visible units) and columns
+ * [j0, j1) of the hidden units for the gradient and the updates. */
+static void train_step_part(void *arg, int id, int T)
+{
+    step_job *J = arg;
+    rbm_trainer *t = J->t;
     rbm *m = t->m;
-    int V = m->nv, H = m->nh;
-    if (B < 1 || B > t->cap)
-        return NAN;
+    const rbm_train_opts *o = J->o;
+    int V = m->nv, H = m->nh, B = J->B, Bn = J->Bn;
+    size_t Vz = (size_t)V, Hz = (size_t)H;
     int gauss = m->vis == RBM_GAUSSIAN;
+    rng_t *rng = &t->trng[id];
+    const float *v0 = J->v0;
     float *vs0 = t->vs, *hs0 = t->hs, *d0 = t->d;
-
-    /* positive phase: vs0 = v0/sigma (B,V), hs0 = p(h|v0) (B,H) */
-    if (gauss)
-        for (int b = 0; b < B; b++)
-            for (int i = 0; i < V; i++)
-                vs0[(size_t)b * V + i] = v0[(size_t)b * V + i] / m->sigma[i];
-    else
-        memcpy(vs0, v0, (size_t)B * V * sizeof *vs0);
-    rbm_doc_lengths(m, B, v0, d0);
-    gibbs_up(t, B, vs0, d0, hs0);
-    rbm_sample_hidden(m, B, hs0, t->h, &t->rng);
-
-    /* reconstruction error from the first down pass of the data chain */
+    float *vsk = vs0 + (size_t)B * Vz, *hsk = hs0 + (size_t)B * Hz;
+    float *chain = o->pcd ? t->chain_h : t->h;    /* (Bn, H) */
+    float *dk = o->pcd ? t->chain_d : d0;         /* (Bn) */
     double recon = 0;
-    int Bn = B;
-    float *dk = d0 + B;
+
+    /* positive phase, data rows [b0, b1): vs0 = v0/sigma (B,V),
+     * hs0 = p(h|v0) (B,H), h ~ hs0 */
+    int b0 = par_split(B, T, id), nb = par_split(B, T, id + 1) - b0;
+    scale_rows(m, nb, v0 + b0 * Vz, vs0 + b0 * Vz);
+    rbm_doc_lengths(m, nb, v0 + b0 * Vz, d0 + b0);
+    gibbs_up(m, nb, vs0 + b0 * Vz, d0 + b0, hs0 + b0 * Hz);
+    rbm_sample_hidden(m, nb, hs0 + b0 * Hz, t->h + b0 * Hz, rng);
+
+    int c0 = par_split(Bn, T, id), nc = par_split(Bn, T, id + 1) - c0;
     if (o->pcd) {
-        rbm_visible_probs(m, B, t->h, d0, t->pv);
-        recon = vec_sqdiff(v0, t->pv, (size_t)B * V);
-        if (!t->chains_init) {
-            for (int c = 0; c < t->cap; c++) {
-                memcpy(t->chain_h + (size_t)c * H, t->h + (size_t)(c % B) * H,
-                       (size_t)H * sizeof(float));
+        /* reconstruction error from the data's own down pass (B,V), which
+         * CD gets from its negative phase for free: 2BVH more flops */
+        float *pr = t->pv + ((size_t)t->cap + b0) * Vz;
+        rbm_visible_probs(m, nb, t->h + b0 * Hz, d0 + b0, pr);
+        recon = vec_sqdiff(v0 + b0 * Vz, pr, (size_t)nb * Vz);
+        if (J->init_chains) {
+            par_barrier(t->pool);      /* every row of h is drawn */
+            for (int c = c0; c < c0 + nc; c++) {
+                memcpy(t->chain_h + (size_t)c * Hz,
+                       t->h + (size_t)(c % B) * Hz, Hz * sizeof(float));
                 t->chain_d[c] = d0[c % B];
             }
-            t->chains_init = 1;
         }
-        Bn = t->cap;
-        memcpy(t->h, t->chain_h, (size_t)Bn * H * sizeof(float));
-        memcpy(dk, t->chain_d, (size_t)Bn * sizeof(float));
-    } else {
-        memcpy(dk, d0, (size_t)B * sizeof(float));
     }
-    float *vsk = vs0 + (size_t)B * V, *hsk = hs0 + (size_t)B * H;
+
+    /* negative phase, chain rows [c0, c1): k Gibbs steps from the chain's
+     * hidden states; pv (Bn,V) = E[v|h], vsk (Bn,V) ~ pv, hsk (Bn,H) */
+    float *hc = chain + c0 * Hz, *pvc = t->pv + c0 * Vz;
+    float *vsc = vsk + c0 * Vz, *hsc = hsk + c0 * Hz;
+    const float *dc = dk + c0;
     int k = o->k < 1 ? 1 : o->k;
     for (int s = 1; s <= k; s++) {
-        gibbs_down(t, Bn, dk, vsk);
-        if (s == 1 && !o->pcd)
-            recon = vec_sqdiff(v0, t->pv, (size_t)B * V);
-        gibbs_up(t, Bn, vsk, dk, hsk);
+        gibbs_down(m, nc, hc, dc, pvc, vsc, rng);
+        if (s == 1 && !o->pcd)        /* CD: c0 == b0 */
+            recon = vec_sqdiff(v0 + c0 * Vz, pvc, (size_t)nc * Vz);
+        gibbs_up(m, nc, vsc, dc, hsc);
         if (s < k || o->pcd)
-            rbm_sample_hidden(m, Bn, hsk, t->h, &t->rng);
+            rbm_sample_hidden(m, nc, hsc, hc, rng);
     }
-    if (o->pcd)
-        memcpy(t->chain_h, t->h, (size_t)Bn * H * sizeof(float));
+    t->recon[id] = recon;
+
+    /* learning log sigma needs wv = [hs0; hsk] W' (B+Bn,V), unscaled */
+    if (gauss && o->learn_sigma && t->wv) {
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, nb, V, H, 1.0f, hs0 + b0 * Hz, H,
+                 m->W, H, 0.0f, t->wv + b0 * Vz, V);
+        gemm_f32(GEMM_NOTRANS, GEMM_TRANS, nc, V, H, 1.0f, hsc, H,
+                 m->W, H, 0.0f, t->wv + ((size_t)B + c0) * Vz, V);
+    }
+    /* hs0 /= B, hsk /= -Bn: then the weight gradient is vs' hs */
+    vec_scale(hs0 + b0 * Hz, 1.0f / B, (size_t)nb * Hz);
+    vec_scale(hsc, -1.0f / Bn, (size_t)nc * Hz);
+    par_barrier(t->pool);
 
     float lr = o->lr, mom = o->momentum;
     float ip = 1.0f / B, in = 1.0f / Bn;
 
-    /* learning log sigma: needs (W p)_i for both phases, before scaling */
-    if (gauss && o->learn_sigma) {
-        if (!t->wv)
-            t->wv = malloc(2 * (size_t)t->cap * V * sizeof(float));
-        if (t->wv) {
-            gemm_f32(GEMM_NOTRANS, GEMM_TRANS, B + Bn, V, H, 1.0f, hs0, H,
-                     m->W, H, 0.0f, t->wv, V);
-            for (int i = 0; i < V; i++) {
-                double g = 0;
-                for (int b = 0; b < B + Bn; b++) {
-                    size_t x = (size_t)b * V + i;
-                    double u = vs0[x] - m->vbias[i] / m->sigma[i];
-                    double term = u * u - (double)vs0[x] * t->wv[x];
-                    g += b < B ? term * ip : -term * in;
-                }
-                t->sinc[i] = mom * t->sinc[i] + lr * (float)g;
-                float ls = logf(m->sigma[i]) + t->sinc[i];
-                ls = ls < -4.6f ? -4.6f : ls > 4.6f ? 4.6f : ls;
-                m->sigma[i] = expf(ls);
-            }
-        }
-    }
-
-    /* hidden bias: gh = mom gh + lr (hs0' d0 / B - hsk' dk / Bn), where d is
-     * the document length (replicated softmax) or 1 */
+    /* hidden units [j0, j1): gh = mom gh + lr (hs0' d0 / B - hsk' dk / Bn),
+     * d the document length (replicated softmax) or 1; hs is scaled */
+    int j0 = par_split(H, T, id), j1 = par_split(H, T, id + 1);
     float *gh = t->hinc;
-    gemm_gemv_f32(GEMM_TRANS, B, H, lr * ip, hs0, H, d0, 1, mom, gh, 1);
-    gemm_gemv_f32(GEMM_TRANS, Bn, H, -lr * in, hsk, H, dk, 1, 1.0f, gh, 1);
+    gemm_gemv_f32(GEMM_TRANS, B, j1 - j0, lr, hs0 + j0, H, d0, 1, mom,
+                  gh + j0, 1);
+    gemm_gemv_f32(GEMM_TRANS, Bn, j1 - j0, lr, hsk + j0, H, dk, 1, 1.0f,
+                  gh + j0, 1);
     float *sp = NULL;     /* (H) sparsity penalty cost*(q - target) */
     if (o->sparsity_target > 0) {
-        float *qn = t->h;     /* scratch: this batch's mean activity */
-        for (int j = 0; j < H; j++)
+        float *qn = t->sp;    /* this batch's mean activity, then penalty */
+        for (int j = j0; j < j1; j++)
             qn[j] = 0;
         for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++)
-                qn[j] += hs0[(size_t)b * H + j] * ip;
-        for (int j = 0; j < H; j++)
-            t->q[j] = t->q_init ? 0.9f * t->q[j] + 0.1f * qn[j] : qn[j];
-        t->q_init = 1;
-        /* q holds the running mean; the penalty uses qn = cost*(q-target) */
-        for (int j = 0; j < H; j++) {
+            for (int j = j0; j < j1; j++)
+                qn[j] += hs0[(size_t)b * H + j];
+        for (int j = j0; j < j1; j++) {
+            t->q[j] = J->init_q ? qn[j] : 0.9f * t->q[j] + 0.1f * qn[j];
             qn[j] = o->sparsity_cost * (t->q[j] - o->sparsity_target);
             gh[j] -= lr * qn[j];
         }
         sp = qn;
+        par_barrier(t->pool);      /* the rows of W need all of sp */
+    }
+    for (int j = j0; j < j1; j++)
+        m->hbias[j] += gh[j];
+
+    /* visible units [i0, i1) */
+    int i0 = par_split(V, T, id), i1 = par_split(V, T, id + 1);
+    if (gauss && o->learn_sigma && t->wv) {
+        for (int i = i0; i < i1; i++) {
+            double g = 0;
+            for (int b = 0; b < B + Bn; b++) {
+                size_t x = (size_t)b * Vz + i;
+                double u = vs0[x] - m->vbias[i] / m->sigma[i];
+                double term = u * u - (double)vs0[x] * t->wv[x];
+                g += b < B ? term * ip : -term * in;
+            }
+            t->sinc[i] = mom * t->sinc[i] + lr * (float)g;
+            float ls = logf(m->sigma[i]) + t->sinc[i];
+            ls = ls < -4.6f ? -4.6f : ls > 4.6f ? 4.6f : ls;
+            m->sigma[i] = expf(ls);
+        }
     }
 
     /* visible bias: (mean v0 - mean E[vk]) / sigma^2 */
-    {
-        float *ones = t->ones, *g = t->gv;
-        gemm_gemv_f32(GEMM_TRANS, B, V, ip, v0, V, ones, 1, 0.0f, g, 1);
-        gemm_gemv_f32(GEMM_TRANS, Bn, V, -in, t->pv, V, ones, 1, 1.0f, g, 1);
-        for (int i = 0; i < V; i++)
-            t->vinc[i] = mom * t->vinc[i] +
-                         lr * g[i] / (gauss ? m->sigma[i] * m->sigma[i] : 1.0f);
+    float *g = t->gv;
+    gemm_gemv_f32(GEMM_TRANS, B, i1 - i0, ip, v0 + i0, V, t->ones, 1, 0.0f,
+                  g + i0, 1);
+    gemm_gemv_f32(GEMM_TRANS, Bn, i1 - i0, -in, t->pv + i0, V, t->ones, 1,
+                  1.0f, g + i0, 1);
+    for (int i = i0; i < i1; i++) {
+        t->vinc[i] = mom * t->vinc[i] +
+                     lr * g[i] / (gauss ? m->sigma[i] * m->sigma[i] : 1.0f);
+        m->vbias[i] += t->vinc[i];
     }
 
-    /* weights: Winc = mom Winc + lr [vs0; vsk]' [hs0/B; -hsk/Bn] */
-    vec_scale(hs0, ip, (size_t)B * H);
-    vec_scale(hsk, -in, (size_t)Bn * H);
-    gemm_f32(GEMM_TRANS, GEMM_NOTRANS, V, H, B + Bn, lr, vs0, V, hs0, H,
-             mom, t->Winc, H);
+    /* weights, rows [i0, i1): Winc = mom Winc + lr [vs0; vsk]' [hs0/B;
+     * -hsk/Bn] - lr wd W (- lr mean(vs0) sp'), then W += Winc */
+    gemm_f32(GEMM_TRANS, GEMM_NOTRANS, i1 - i0, H, B + Bn, lr, vs0 + i0, V,
+             hs0, H, mom, t->Winc + (size_t)i0 * Hz, H);
     float lwd = lr * o->weight_decay;
     if (sp) {
-        /* (V) mean visible input of the batch, times the penalty */
-        float *vm = t->pv;    /* scratch after the last use of pv */
-        for (int i = 0; i < V; i++)
+        float *vm = t->vm;    /* (V) mean visible input of the batch */
+        for (int i = i0; i < i1; i++)
             vm[i] = 0;
         for (int b = 0; b < B; b++)
-            for (int i = 0; i < V; i++)
-                vm[i] += vs0[(size_t)b * V + i] * ip;
-        for (int i = 0; i < V; i++) {
-            float *wi = m->W + (size_t)i * H, *ci = t->Winc + (size_t)i * H;
+            for (int i = i0; i < i1; i++)
+                vm[i] += vs0[(size_t)b * Vz + i] * ip;
+        for (int i = i0; i < i1; i++) {
+            float *wi = m->W + (size_t)i * Hz, *ci = t->Winc + (size_t)i * Hz;
             float a = lr * vm[i];
             for (int j = 0; j < H; j++) {
                 ci[j] -= lwd * wi[j] + a * sp[j];
@@ -1007,8 +1104,8 @@ double rbm_train_step(rbm_trainer *t, int B, const float *v0,
             }
         }
     } else {
-        size_t n = (size_t)V * H, x = 0;
-        float *W = m->W, *C = t->Winc;
+        size_t n = (size_t)(i1 - i0) * Hz, x = 0;
+        float *W = m->W + (size_t)i0 * Hz, *C = t->Winc + (size_t)i0 * Hz;
         v4f vl = v4_splat(lwd);
         for (; x + 4 <= n; x += 4) {
             v4f w = v4_load(W + x), c = v4_load(C + x) - vl * w;
@@ -1020,10 +1117,30 @@ double rbm_train_step(rbm_trainer *t, int B, const float *v0,
             W[x] += C[x];
         }
     }
-    for (int i = 0; i < V; i++)
-        m->vbias[i] += t->vinc[i];
-    for (int j = 0; j < H; j++)
-        m->hbias[j] += gh[j];
+}
+
+double rbm_train_step(rbm_trainer *t, int B, const float *v0,
+                      const rbm_train_opts *o)
+{
+    rbm *m = t->m;
+    if (B < 1 || B > t->cap)
+        return NAN;
+    if (m->vis == RBM_GAUSSIAN && o->learn_sigma && !t->wv)
+        t->wv = malloc(2 * (size_t)t->cap * m->nv * sizeof(float));
+    for (int i = 0; i < t->nthreads; i++)
+        rng_split(&t->trng[i], &t->rng, (uint64_t)i);
+    step_job J = {
+        .t = t, .o = o, .v0 = v0, .B = B, .Bn = o->pcd ? t->cap : B,
+        .init_chains = o->pcd && !t->chains_init, .init_q = !t->q_init,
+    };
+    par_run(t->pool, train_step_part, &J);
+    if (o->pcd)
+        t->chains_init = 1;
+    if (o->sparsity_target > 0)
+        t->q_init = 1;
+    double recon = 0;
+    for (int i = 0; i < t->nthreads; i++)
+        recon += t->recon[i];
     return recon;
 }
 

@@ -120,6 +120,14 @@ typedef struct rbm_trainer rbm_trainer;
  * `batch` persistent chains.  Owns nothing of m. */
 rbm_trainer *rbm_trainer_new(rbm *m, int batch, uint64_t seed);
 void rbm_trainer_free(rbm_trainer *t);
+/* Run each step on nthreads >= 1 threads (default 1): rows of the batch
+ * and of the chains, then rows of W, are split among them, each thread
+ * sampling with its own stream split from the trainer's each step.  The
+ * result is deterministic for a given thread count (and differs between
+ * counts).  Make the BLAS single-threaded (gemm_init(1)) first.  Returns 0,
+ * or -1 (out of memory, no threads; the trainer is unchanged). */
+int rbm_trainer_set_threads(rbm_trainer *t, int nthreads);
+int rbm_trainer_threads(const rbm_trainer *t);
 /* One CD-k / PCD-k update on v0 (B,V).  Returns the summed squared
  * reconstruction error sum |v0 - E[v1]|^2 over the batch. */
 double rbm_train_step(rbm_trainer *t, int B, const float *v0,

@@ -636,6 +636,105 @@ static void test_model_file(void)
     rbm_free(m);
 }
 
+/* 7. Threaded training steps (rbm_trainer_set_threads): the same seed and
+ * thread count give the same parameters, bit for bit, also with PCD,
+ * sparsity and a last batch smaller than the chains; and PCD chains run
+ * on 3 threads still have the exact model marginals. */
+static void train_some(rbm *w, const rbm *m0, int T, int steps, float *out)
+{
+    memcpy(w->W, m0->W, sizeof(float) * m0->nv * m0->nh);
+    memcpy(w->vbias, m0->vbias, sizeof(float) * m0->nv);
+    memcpy(w->hbias, m0->hbias, sizeof(float) * m0->nh);
+    int V = m0->nv, H = m0->nh, B = 11;
+    rbm_trainer *tr = rbm_trainer_new(w, B, 42);
+    ok(tr && rbm_trainer_set_threads(tr, T) == 0 &&
+       rbm_trainer_threads(tr) == T, "trainer on %d threads", T);
+    rbm_train_opts o;
+    rbm_train_opts_init(&o);
+    o.pcd = 1;
+    o.k = 2;
+    o.sparsity_target = 0.1f;
+    float v[11 * 9];
+    rng_t r;
+    rng_seed(&r, 3);
+    for (int s = 0; s < steps; s++) {
+        int n = s % 4 == 3 ? 4 : B;       /* some short batches */
+        for (int x = 0; x < n * V; x++)
+            v[x] = rng_uniform(&r) < 0.4f;
+        rbm_train_step(tr, n, v, &o);
+    }
+    memcpy(out, w->W, sizeof(float) * V * H);
+    memcpy(out + V * H, w->vbias, sizeof(float) * V);
+    memcpy(out + V * H + V, w->hbias, sizeof(float) * H);
+    rbm_trainer_free(tr);
+}
+
+static void test_threads(void)
+{
+    rng_t r;
+    rng_seed(&r, 11);
+    int V = 9, H = 6, n = V * H + V + H;
+    rbm *m = random_rbm(V, H, RBM_BERNOULLI, RBM_BERNOULLI, 0.5, &r);
+    rbm *w = rbm_new(V, H, RBM_BERNOULLI, RBM_BERNOULLI);
+    float a[9 * 6 + 15], b[9 * 6 + 15], c[9 * 6 + 15];
+    train_some(w, m, 3, 40, a);
+    train_some(w, m, 3, 40, b);
+    train_some(w, m, 1, 40, c);
+    ok(memcmp(a, b, sizeof a) == 0, "3 threads: same seed, same parameters");
+    double d = 0;
+    for (int x = 0; x < n; x++)
+        d = fmax(d, fabs(a[x] - c[x]));
+    ok(memcmp(a, c, sizeof a) != 0 && d < 0.5,
+       "3 threads vs 1: other random streams, similar parameters (max "
+       "diff %.3f)", d);
+    rbm_free(w);
+    rbm_free(m);
+
+    /* PCD with frozen parameters on 3 threads: the negative-phase visible
+     * means, from the vbias update, average to the exact marginals */
+    rng_seed(&r, 7);
+    V = 8;
+    H = 5;
+    m = random_rbm(V, H, RBM_BERNOULLI, RBM_BERNOULLI, 2.0, &r);
+    w = rbm_new(V, H, RBM_BERNOULLI, RBM_BERNOULLI);
+    dparams p;
+    to_dparams(m, &p);
+    int C = 100, S = 3000;
+    rbm_train_opts o;
+    rbm_train_opts_init(&o);
+    o.lr = 1;
+    o.momentum = 0;
+    o.weight_decay = 0;
+    o.pcd = 1;
+    rbm_trainer *tr = rbm_trainer_new(w, C, 5);
+    rbm_trainer_set_threads(tr, 3);
+    float v0[100 * 8];
+    double vm0[8] = {0}, mv[8] = {0}, ex[8];
+    for (int x = 0; x < C * V; x++) {
+        v0[x] = rng_uniform(&r) < 0.5f;
+        vm0[x % V] += v0[x] / C;
+    }
+    for (int s = 0; s < S; s++) {
+        memcpy(w->W, m->W, sizeof(float) * V * H);
+        memcpy(w->vbias, m->vbias, sizeof(float) * V);
+        memcpy(w->hbias, m->hbias, sizeof(float) * H);
+        rbm_train_step(tr, C, v0, &o);
+        if (s >= 100)
+            for (int i = 0; i < V; i++)
+                mv[i] += (vm0[i] - (w->vbias[i] - m->vbias[i])) / (S - 100);
+    }
+    exact_vmarg(&p, ex);
+    double e = 0;
+    for (int i = 0; i < V; i++)
+        e = fmax(e, fabs(mv[i] - ex[i]));
+    ok(e < 0.02, "PCD on 3 threads: chain visible marginals = exact "
+       "marginals (max err %.4f)", e);
+    rbm_trainer_free(tr);
+    free_dparams(&p);
+    rbm_free(w);
+    rbm_free(m);
+}
+
 int main(void)
 {
     gemm_init(1);
@@ -644,6 +743,7 @@ int main(void)
     test_gaussian();
     test_softmax_units();
     test_model_file();
+    test_threads();
     printf("1..%d\n", n_test);
     return n_fail != 0;
 }
