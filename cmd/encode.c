@@ -45,6 +45,8 @@ struct encoder {
     const char *type;      /* model.type */
     int in_dim, out_dim;
     const char *in_what;   /* "visible" or "hidden": names in_dim's units */
+    int *allow_real;       /* set to 1 when the input holds probabilities */
+    int probs_out;         /* the output rows are probabilities in [0,1] */
     /* NULL, or a message about a problem in rows in (B, in_dim) */
     const char *(*check)(encoder *e, int B, const float *in);
     void (*map)(encoder *e, int B, const float *in, float *out);
@@ -178,6 +180,9 @@ static encoder *rbm_encoder_open(tz_model *mf, const encode_opts *o,
     e->in_dim = o->down ? m->nh : m->nv;
     e->out_dim = o->down ? m->nv : m->nh;
     e->in_what = o->down ? "hidden" : "visible";
+    e->allow_real = &s->o.allow_real;
+    e->probs_out = !o->sample &&
+        (o->down ? m->vis == RBM_BERNOULLI : m->hid == RBM_BERNOULLI);
     e->check = rbm_enc_check;
     e->map = rbm_enc_map;
     e->free = rbm_enc_free;
@@ -402,6 +407,12 @@ int main(int argc, char **argv)
                 (unsigned long long)cols, e->in_dim,
                 o.down ? " (hidden units)" : "");
 
+    /* probabilities from an upstream model are valid bernoulli input */
+    if (tz_data_are_probabilities(ih)) {
+        o.allow_real = 1;
+        *e->allow_real = 1;
+    }
+
     tz_header oh;
     tz_header_init(&oh);
     uint64_t dim = (uint64_t)e->out_dim;
@@ -417,7 +428,8 @@ int main(int argc, char **argv)
         tz_attr_set_s(&oh, "encode.mode", mode) ||
         (o.sample && tz_attr_set_i(&oh, "encode.seed", (int64_t)o.seed)) ||
         (o.length_set && tz_attr_set_f(&oh, "encode.length", o.length)) ||
-        (modality && tz_attr_set_s(&oh, "modality.name", modality)))
+        (modality && tz_attr_set_s(&oh, "modality.name", modality)) ||
+        (e->probs_out && tz_attr_set_s(&oh, "data.values", "probabilities")))
         cli_die("out of memory");
 
     /* two input buffers (batch, in_dim), y (batch, out_dim); static, so

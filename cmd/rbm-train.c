@@ -154,6 +154,7 @@ typedef struct {
     int V, dtype;
     size_t row_bytes;
     float scale;          /* 1, or 1/255 for u8 grey levels (--allow-real) */
+    int probs;            /* the stream says it holds probabilities */
     uint32_t crc;
 } dataset;
 
@@ -169,6 +170,7 @@ static void load_data(const char *path, dataset *ds)
                 (unsigned long long)elems);
     ds->V = (int)elems;
     ds->dtype = h->dtype;
+    ds->probs = tz_data_are_probabilities(h);
     ds->row_bytes = (size_t)tz_record_bytes(h);
     int e = tz_read_all(r, 0, &ds->data, &ds->rows);
     const char *ctx = strcmp(name, "-") ? name : "";
@@ -404,6 +406,8 @@ static void emit_hidden(const rbm *m, const dataset *ds, int force,
     tz_header_init(&h);
     uint64_t dims[1] = {(uint64_t)m->nh};
     tz_header_set_shape(&h, TZ_F32, 1, dims);
+    if (m->hid == RBM_BERNOULLI)
+        tz_attr_set_s(&h, "data.values", "probabilities");
     int e = tz_writer_begin(w, &h);
     tz_header_clear(&h);
     if (e)
@@ -509,6 +513,10 @@ int main(int argc, char **argv)
 
     dataset ds = {.scale = 1};
     load_data(o.input, &ds);
+    /* p(h|v) from the layer below (--emit, encode) is valid bernoulli input:
+     * greedy stacking is a pipe */
+    if (ds.probs && ds.dtype != TZ_U8)
+        o.allow_real = 1;
     if (o.allow_real && o.vis == RBM_BERNOULLI && ds.dtype == TZ_U8)
         ds.scale = 1.0f / 255;
     if (o.vis == RBM_SOFTMAX) {

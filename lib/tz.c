@@ -455,6 +455,11 @@ const char *tz_attr_get_s(const tz_header *h, const char *key, const char *def)
     return a && a->type == TZ_ATTR_STR ? a->s : def;
 }
 
+int tz_data_are_probabilities(const tz_header *h)
+{
+    return strcmp(tz_attr_get_s(h, "data.values", ""), "probabilities") == 0;
+}
+
 /* Serialise a header (magic .. CRC) into a malloc'd buffer. */
 static int header_encode(const tz_header *h, unsigned char **out, size_t *outlen)
 {

@@ -115,6 +115,11 @@ double tz_attr_get_f(const tz_header *h, const char *key, double def);
 const char *tz_attr_get_s(const tz_header *h, const char *key,
                           const char *def);
 
+/* Nonzero when the header says its values are probabilities in [0, 1]
+ * (attribute data.values = "probabilities", written by rbm-train --emit and
+ * encode), which Bernoulli units accept as input. */
+int tz_data_are_probabilities(const tz_header *h);
+
 /* ---- writer ------------------------------------------------------------- */
 
 typedef struct {

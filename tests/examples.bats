@@ -1,0 +1,53 @@
+#!/usr/bin/env bats
+# examples.bats - the demo (examples/Makefile) and the README's pipeline run
+# at a small size, with the tools from bin/.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+    TOP=${RBMKIT_TOP:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)}
+    PATH="$TOP/${BIN:-bin}:$PATH"
+    cd "$BATS_TEST_TMPDIR"
+}
+
+png_size() {   # width and height from a PNG's IHDR
+    od -An -tu1 -j16 -N8 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4, $5*16777216+$6*65536+$7*256+$8}'
+}
+
+@test "make demo: trains, draws filters, samples, completes digits, estimates log Z" {
+    run make --no-print-directory -C "$TOP/examples" demo OUT="$BATS_TEST_TMPDIR/out"
+    [ "$status" -eq 0 ]
+    for f in digits filters samples completed; do
+        [ "$(head -c 8 out/$f.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
+    done
+    # 100 filters of 28x28 in a 10x10 grid with 1-pixel separators
+    [ "$(png_size out/filters.png)" = "289 289" ]
+    # the model: 784 x 100 weights, trained 15 epochs, error falling
+    run tensor info out/rbm.tz
+    [[ "$output" == *"train.epochs = 15"* ]]
+    first=$(awk 'NR == 2 {print $3}' out/train.log)
+    last=$(awk 'END {print $3}' out/train.log)
+    awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'
+    # the estimate line and a plausible log-probability for binary digits
+    grep -E '^log Z = [0-9.]+ \[' out/ais.txt
+    lp=$(sed -n 's/^test log p(v) = \(-[0-9.]*\) .*/\1/p' out/ais.txt)
+    awk -v x="$lp" 'BEGIN {exit !(x < -60 && x > -250)}'
+}
+
+@test "README pipeline: import, binarize, two stacked RBMs, tile, sample" {
+    # the README's pipeline on 300 digits shipped in examples/data
+    tensor head -n 300 "$TOP/examples/data/mnist-2k.tz" | tensor binarize |
+        rbm-train -q -o l1.rbm -H 50 -e 2 --emit | rbm-train -q -o l2.rbm -H 20 -e 2
+    run tensor info l2.rbm
+    [[ "$output" == *"records:    50"* ]]
+    # the same two layers as a chain of encoders: 300 codes of width 20
+    tensor head -n 300 "$TOP/examples/data/mnist-2k.tz" | tensor binarize |
+        encode l1.rbm | encode l2.rbm > codes.tz
+    run tensor info codes.tz
+    [[ "$output" == *"records:    300"* ]]
+    [[ "$output" == *"[20]"* ]]
+    tensor tile --name W --transpose --shape 28x28 l1.rbm > filters.png
+    [ -s filters.png ]
+    rbm-sample l1.rbm -n 4 --steps 10 | tensor tile > samples.png
+    [ -s samples.png ]
+}
