@@ -22,9 +22,9 @@ VERSION = 0.1.0
 LIB_SRC  = $(sort $(wildcard lib/*.c))
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 CLI_OBJ  = $(BUILD)/cmd/cli.o
-# cmd/TOOL.c is one executable; cmd/TOOL_PART.c are extra parts linked into it.
-CMD_ALL  = $(sort $(wildcard cmd/*.c))
-CMD_SRC  = $(filter-out cmd/cli.c,$(foreach f,$(CMD_ALL),$(if $(findstring _,$(notdir $(f))),,$(f))))
+# cmd/TOOL.c is one executable; a folder cmd/TOOL/ holds further parts of
+# it (the subcommands of tensor).
+CMD_SRC  = $(filter-out cmd/cli.c,$(sort $(wildcard cmd/*.c)))
 BINS     = $(patsubst cmd/%.c,$(BIN)/%,$(CMD_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
@@ -34,7 +34,7 @@ BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCHES  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRC))
-HDRS     = $(wildcard lib/*.h) $(wildcard cmd/*.h)
+HDRS     = $(wildcard lib/*.h) $(wildcard cmd/*.h) $(wildcard cmd/*/*.h)
 
 .PHONY: all check check-asan unit demo bench install deps clean fuzz
 all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(HELPERS) $(FUZZ_REPLAY) $(BENCHES)
@@ -48,7 +48,7 @@ $(BUILD)/librbmkit.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BIN)/%: $(BUILD)/cmd/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*_*.c))) $(CLI_OBJ) $(BUILD)/librbmkit.a
+$(BIN)/%: $(BUILD)/cmd/%.o $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/$$*/*.c))) $(CLI_OBJ) $(BUILD)/librbmkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/librbmkit.a $(LDLIBS)
 

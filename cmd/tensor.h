@@ -1,8 +1,8 @@
 /* tensor.h - the subcommands of the `tensor` tool, one function each.
  *
  * cmd/tensor.c holds main(), the dispatcher, --help and the stream
- * subcommands; cmd/tensor_io.c holds import, export and tile;
- * cmd/tensor_text.c holds bow and words; cmd/tensor_pca.c holds pca and
+ * subcommands; cmd/tensor/io.c holds import, export and tile;
+ * cmd/tensor/text.c holds bow and words; cmd/tensor/pca.c holds pca and
  * whiten.  Each function receives argv with argv[0] = the subcommand name
  * (so getopt_long works as usual, with optind reset to 1 by the caller) and
  * returns the exit status (0, 1 or 2), or exits through cli_die.
@@ -58,17 +58,17 @@ int tensor_stats(int argc, char **argv);
 int tensor_standardize(int argc, char **argv);
 int tensor_binarize(int argc, char **argv);
 
-int tensor_import(int argc, char **argv);   /* cmd/tensor_io.c */
+int tensor_import(int argc, char **argv);   /* cmd/tensor/io.c */
 int tensor_export(int argc, char **argv);
 int tensor_tile(int argc, char **argv);
 
-int tensor_bow(int argc, char **argv);      /* cmd/tensor_text.c */
+int tensor_bow(int argc, char **argv);      /* cmd/tensor/text.c */
 int tensor_words(int argc, char **argv);
 
-int tensor_pca(int argc, char **argv);      /* cmd/tensor_pca.c */
+int tensor_pca(int argc, char **argv);      /* cmd/tensor/pca.c */
 int tensor_whiten(int argc, char **argv);
 
-/* Helpers shared by the subcommands (cmd/tensor_util.c). */
+/* Helpers shared by the subcommands (cmd/tensor/util.c). */
 #include <stddef.h>
 #include <stdnoreturn.h>
 #include "tz.h"

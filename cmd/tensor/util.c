@@ -1,5 +1,5 @@
-/* tensor_util.c - small helpers shared by the tensor subcommands in
- * cmd/tensor_io.c, cmd/tensor_text.c (declared in cmd/tensor.h). */
+/* tensor/util.c - small helpers shared by the tensor subcommands in
+ * cmd/tensor/io.c, cmd/tensor/text.c (declared in cmd/tensor.h). */
 #include <getopt.h>
 #include <stdlib.h>
 
