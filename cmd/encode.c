@@ -27,7 +27,7 @@
 #include "rng.h"
 #include "tz.h"
 
-#define DEFAULT_BATCH 256
+#define DEFAULT_BATCH 1024
 
 typedef struct {
     int sample;          /* draw samples instead of means */

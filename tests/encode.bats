@@ -71,7 +71,7 @@ PEOF
     run encode --help
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" == "Usage: encode [OPTION]... MODEL [INPUT]" ]]
-    [[ "$output" == *"(default: 256)"* ]]
+    [[ "$output" == *"(default: 1024)"* ]]
     run encode --version
     [ "$status" -eq 0 ]
     [[ "$output" == "encode (rbmkit) "* ]]
