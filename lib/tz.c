@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -650,20 +651,23 @@ struct tz_writer {
     pthread_cond_t cv;
     int busy;               /* job[!cur] is queued or running */
     int quit;
-    int err;
+    /* The first error wins; either thread may report one.  `claimed` picks
+     * the reporter, which fills msg and sys_errno before publishing err. */
+    atomic_int claimed;
+    atomic_int err;
     int sys_errno;          /* errno of a failed write */
     char msg[256];
 };
 
 static int werr(tz_writer *w, int code, const char *fmt, ...)
 {
-    if (!w->err) {
+    if (atomic_exchange(&w->claimed, 1) == 0) {
         w->sys_errno = code == TZ_E_IO ? errno : 0;
-        w->err = code;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(w->msg, sizeof w->msg, fmt, ap);
         va_end(ap);
+        atomic_store(&w->err, code);
     }
     return code;
 }
@@ -745,6 +749,8 @@ tz_writer *tz_writer_new(FILE *f, const tz_write_opts *opts)
 {
     tz_writer *w = calloc(1, sizeof *w);
     if (!w) return NULL;
+    atomic_init(&w->claimed, 0);
+    atomic_init(&w->err, 0);
     w->f = f;
     if (opts) w->o = *opts; else tz_write_opts_init(&w->o);
     if (w->o.chunk_bytes == 0) w->o.chunk_bytes = TZ_DEFAULT_CHUNK;
