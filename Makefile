@@ -36,7 +36,7 @@ FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRC))
 HDRS     = $(wildcard lib/*.h) $(wildcard cmd/*.h) $(wildcard cmd/*/*.h)
 
-.PHONY: all check check-asan unit demo bench install deps clean fuzz
+.PHONY: all check check-asan unit demo bench install deps need-deps clean fuzz
 all: $(BUILD)/librbmkit.a $(BINS) $(UNITS) $(HELPERS) $(FUZZ_REPLAY) $(BENCHES)
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -77,14 +77,16 @@ fuzz:
 	    -Ilib -Icmd -o build-fuzz/$$(basename $$f .c) $$f $(LIB_SRC) $(LDLIBS) || exit 1; \
 	done
 
-check: all
+check: need-deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) BIN=$(BIN) tests/run
 
 check-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin CC=clang OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" check
 
-demo: all
+demo: need-deps
+	@$(MAKE) --no-print-directory all
 	@PATH="$(CURDIR)/bin:$$PATH" $(MAKE) --no-print-directory -C examples demo
 
 bench: all
@@ -101,6 +103,17 @@ install: all
 # Debian 12 packages; installs only what is missing (run as root).
 DEPS = build-essential clang libclang-rt-14-dev libzstd-dev zstd libopenblas-dev \
        liblapack-dev libpng-dev bats python3 python3-numpy time
+# Before `make check` and `make demo` on a fresh Debian machine: as root,
+# install what is missing; otherwise name it.  Silent when all is there or
+# when there is no dpkg (not Debian: you are on your own).
+need-deps:
+	@command -v dpkg >/dev/null 2>&1 || exit 0; \
+	missing=""; for p in $(DEPS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps; \
+	else echo "missing Debian packages:$$missing (run: sudo make deps)"; exit 1; fi
+
 deps:
 	@missing=""; for p in $(DEPS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
