@@ -529,7 +529,9 @@ static const char cat_help[] =
     "Usage: tensor cat [OPTION]... [FILE]...\n"
     "Concatenate streams of equal dtype and record shape into one stream on\n"
     "stdout, checking every chunk.  The output keeps the first input's\n"
-    "attributes.  No FILE, or '-', reads stdin.\n"
+    "attributes.  No FILE, or '-', reads stdin.  Chunks are decoded to be\n"
+    "checked but copied as they are, unless --level or --chunk-size asks\n"
+    "for them to be compressed again.\n"
     "\n";
 
 int tensor_cat(int argc, char **argv)
@@ -543,6 +545,9 @@ int tensor_cat(int argc, char **argv)
     char **files = optind < argc ? argv + optind : stdin_only;
     int nfiles = optind < argc ? argc - optind : 1;
 
+    /* the output's compression settings, when given, mean re-encoding */
+    int copy_frames = cli_wopts.level == TZ_LEVEL_AUTO &&
+                      cli_wopts.chunk_bytes == TZ_DEFAULT_CHUNK;
     tz_writer *w = track(cli_writer_stdout(force));
     tz_header first;
     tz_header_init(&first);
@@ -571,11 +576,27 @@ int tensor_cat(int argc, char **argv)
                     show_name(first_name), first.name, first.name[0] ? " " : "", a,
                     show_name(files[i]), h->name, h->name[0] ? " " : "", b);
         }
-        size_t k;
-        while ((k = read_or_die(r, files[i], 0, buf, batch)) > 0) {
-            write_or_die(w, buf, k);
-            total += k;
-            progress_update(&pg, total);
+        if (copy_frames) {
+            /* checked by decoding, but not compressed a second time */
+            const void *frame;
+            size_t len;
+            long k;
+            while ((k = tz_read_chunk(r, &frame, &len)) > 0) {
+                int e = tz_write_frame(w, frame, len, (size_t)k);
+                if (e)
+                    die_writer(w, e);
+                total += (uint64_t)k;
+                progress_update(&pg, total);
+            }
+            if (k < 0)
+                cli_die_reader(ctx_name(files[i]), r, (int)k);
+        } else {
+            size_t k;
+            while ((k = read_or_die(r, files[i], 0, buf, batch)) > 0) {
+                write_or_die(w, buf, k);
+                total += k;
+                progress_update(&pg, total);
+            }
         }
         expect_end_or_die(r, files[i]);
         close_reader(r);

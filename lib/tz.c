@@ -891,6 +891,32 @@ int tz_write_as(tz_writer *w, int src_dtype, const void *records, size_t n)
     return 0;
 }
 
+int tz_write_frame(tz_writer *w, const void *frame, size_t frame_len, size_t n)
+{
+    if (w->err) return w->err;
+    if (!w->open) return werr(w, TZ_E_ARG, "write outside a section");
+    if (n == 0 || n > UINT32_MAX || frame_len > UINT32_MAX ||
+        n * w->rec_bytes > TZ_CHUNK_MAX)
+        return werr(w, TZ_E_ARG, "invalid chunk of %zu records", n);
+    /* pending records first, in a chunk of their own, and in order */
+    int e = submit_chunk(w);
+    if (e) return e;
+    wait_idle(w);
+    if (w->err) return w->err;
+    unsigned char ch[CHUNK_HDR];
+    put32(ch, TAG_CHUNK);
+    put32(ch + 4, (uint32_t)n);
+    put32(ch + 8, (uint32_t)frame_len);
+    put32(ch + 12, tz_crc32c(0, frame, frame_len));
+    if (fwrite(ch, 1, CHUNK_HDR, w->f) != CHUNK_HDR ||
+        fwrite(frame, 1, frame_len, w->f) != frame_len)
+        return werr(w, TZ_E_IO, "write error: %s", strerror(errno));
+    w->hash = tz_crc32c(w->hash, ch, CHUNK_HDR);
+    w->chunks++;
+    w->count += n;
+    return 0;
+}
+
 int tz_writer_flush(tz_writer *w)
 {
     if (w->err) return w->err;
@@ -973,6 +999,7 @@ struct tz_reader {
     size_t zcap;
     unsigned char *buf;     /* decompressed chunk */
     size_t bcap, blen, bpos;
+    size_t zlen;            /* length of the frame in zbuf */
     uint64_t count;         /* records read in the current tensor */
     uint64_t decoded;       /* records decoded in the current tensor */
     uint64_t sec_count, sec_chunks;  /* in the current section */
@@ -1194,6 +1221,7 @@ static int load_chunk(tz_reader *r)
             if (!z) return rerr(r, TZ_E_NOMEM, "out of memory");
             r->zbuf = z; r->zcap = zlen;
         }
+        r->zlen = zlen;
         got = read_full(r, r->zbuf, zlen);
         if (got < 0) return rerr(r, TZ_E_IO, "read error: %s", strerror(errno));
         if ((size_t)got < zlen)
@@ -1258,6 +1286,22 @@ long tz_read(tz_reader *r, void *dst, size_t max)
     }
     r->count += done;
     return (long)done;
+}
+
+long tz_read_chunk(tz_reader *r, const void **frame, size_t *frame_len)
+{
+    if (r->err) return r->err;
+    if (r->state == 0) return rerr(r, TZ_E_ARG, "read before tz_next");
+    if (r->bpos != r->blen)
+        return rerr(r, TZ_E_ARG, "tz_read_chunk in the middle of a chunk");
+    int e = load_chunk(r);
+    if (e <= 0) return e;
+    long n = (long)(r->blen / r->rec_bytes);
+    r->bpos = r->blen;
+    r->count += (uint64_t)n;
+    *frame = r->zbuf;
+    *frame_len = r->zlen;
+    return n;
 }
 
 long tz_read_as(tz_reader *r, int dtype, void *dst, size_t max)

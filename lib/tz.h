@@ -152,6 +152,11 @@ int tz_writer_begin(tz_writer *w, const tz_header *h);
 int tz_write(tz_writer *w, const void *records, size_t n);
 /* Append n records given in src_dtype, converted to the section's dtype. */
 int tz_write_as(tz_writer *w, int src_dtype, const void *records, size_t n);
+/* Append one chunk given as its compressed frame, holding n records of
+ * the section's dtype and shape, as tz_read_chunk returns it: records are
+ * copied without compressing them again.  Records written before are
+ * flushed into a chunk of their own first. */
+int tz_write_frame(tz_writer *w, const void *frame, size_t frame_len, size_t n);
 /* Close the current chunk and push it to the file (fflush). */
 int tz_writer_flush(tz_writer *w);
 /* Write the trailer of the current section. */
@@ -190,6 +195,13 @@ long tz_read(tz_reader *r, void *dst, size_t max);
 long tz_read_as(tz_reader *r, int dtype, void *dst, size_t max);
 long tz_read_f32(tz_reader *r, float *dst, size_t max);
 long tz_read_f64(tz_reader *r, double *dst, size_t max);
+
+/* The next whole chunk of the current tensor, decoded and checked like any
+ * other, with its compressed frame (valid until the next read call), for
+ * tools that pass records through unchanged.  Only at a chunk boundary:
+ * after tz_next, or after reads that ended exactly at one.  Returns the
+ * chunk's record count, 0 at the end of the tensor, or a negative code. */
+long tz_read_chunk(tz_reader *r, const void **frame, size_t *frame_len);
 
 /* After tz_read returned 0: checks that the file ends here.  Returns 0, or
  * TZ_E_MISMATCH when another tensor follows (with a message naming both
