@@ -149,14 +149,6 @@ static void common_option(int c, char **argv, const char *help, int writes)
     cli_usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
 }
 
-/* The single optional FILE operand; NULL means stdin. */
-static const char *one_operand(int argc, char **argv)
-{
-    if (argc - optind > 1)
-        cli_usage_error("%s: too many operands (one FILE at most)", argv[0]);
-    return optind < argc ? argv[optind] : NULL;
-}
-
 /* Name of an input for messages: "" for stdin (cli_reader's convention). */
 static const char *ctx_name(const char *path)
 {
@@ -481,7 +473,7 @@ int tensor_info(int argc, char **argv)
         if (c == OPT_JSON) json = 1;
         else common_option(c, argv, info_help, 0);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     info_entry *t = NULL;
@@ -631,7 +623,7 @@ int tensor_head(int argc, char **argv)
         if (c == 'n') want = cli_u64(optarg, "record count");
         else common_option(c, argv, head_help, 1);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     const tz_header *h = tz_reader_header(r);
@@ -743,7 +735,7 @@ int tensor_slice(int argc, char **argv)
         else if (c == 'c') { cols = parse_range(optarg, "column range"); have_cols = 1; }
         else common_option(c, argv, slice_help, 1);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     const tz_header *h = tz_reader_header(r);
@@ -1052,7 +1044,7 @@ int tensor_shuffle(int argc, char **argv)
         if (c == 's') seed = cli_u64(optarg, "seed");
         else common_option(c, argv, shuffle_help, 1);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     tz_writer *w = track(cli_writer_stdout(force));
@@ -1127,7 +1119,7 @@ int tensor_split(int argc, char **argv)
     }
     if (per == 0)
         cli_usage_error("split: missing -n N (records per file)");
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     const tz_header *h = tz_reader_header(r);
@@ -1387,7 +1379,7 @@ int tensor_stats(int argc, char **argv)
         else if (c == 'q') cli_quiet = 1;
         else common_option(c, argv, stats_help, 0);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     colstats s;
@@ -1466,7 +1458,7 @@ int tensor_standardize(int argc, char **argv)
         else if (c == OPT_SAVE) save = optarg;
         else common_option(c, argv, standardize_help, 1);
     }
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     cli_check_stdout(force);
     FILE *f = cli_open_in(path), *in = f;
     tz_reader *r;
@@ -1571,7 +1563,7 @@ int tensor_binarize(int argc, char **argv)
         cli_usage_error("binarize: --threshold and --stochastic exclude each other");
     if (!stochastic && have_s)
         cli_usage_error("binarize: --seed needs --stochastic");
-    const char *path = one_operand(argc, argv);
+    const char *path = tensor_one_operand(argc, argv);
     FILE *f = cli_open_in(path);
     tz_reader *r = open_reader(f, path);
     const tz_header *h = tz_reader_header(r);

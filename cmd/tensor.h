@@ -77,6 +77,9 @@ void *tensor_xmalloc(size_t n);
 /* Usage error for getopt_long's ':' or '?' (optstring starting with ':'),
  * naming the subcommand argv[0]: "import: unknown option '-x'". */
 noreturn void tensor_option_error(int c, char **argv);
+/* The single optional FILE operand after the options (NULL: stdin); more
+ * is a usage error naming the subcommand argv[0]. */
+const char *tensor_one_operand(int argc, char **argv);
 /* Close the writer and stdout; dies on error (quietly on a closed pipe). */
 void tensor_finish_writer(tz_writer *w);
 

@@ -733,9 +733,7 @@ int tensor_import(int argc, char **argv)
     if (optind >= argc)
         cli_usage_error("import: missing FORMAT (idx, csv, tsv, npy or pgm)");
     const char *fmt = argv[optind++];
-    if (argc - optind > 1)
-        cli_usage_error("import: too many operands");
-    const char *path = optind < argc ? argv[optind] : NULL;
+    const char *path = tensor_one_operand(argc, argv);
     int kind;
     if (strcmp(fmt, "idx") == 0) kind = 0;
     else if (strcmp(fmt, "csv") == 0) kind = 1;
@@ -1203,9 +1201,7 @@ int tensor_export(int argc, char **argv)
     if (optind >= argc)
         cli_usage_error("export: missing FORMAT (csv, tsv, npy, pgm or png)");
     const char *fmt = argv[optind++];
-    if (argc - optind > 1)
-        cli_usage_error("export: too many operands");
-    const char *path = optind < argc ? argv[optind] : NULL;
+    const char *path = tensor_one_operand(argc, argv);
     int kind;
     if (strcmp(fmt, "csv") == 0) kind = 0;
     else if (strcmp(fmt, "tsv") == 0) kind = 1;
@@ -1290,9 +1286,7 @@ int tensor_tile(int argc, char **argv)
         default: tensor_option_error(c, argv);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("tile: too many operands");
-    const char *path = optind < argc ? argv[optind] : NULL;
+    const char *path = tensor_one_operand(argc, argv);
     if (scale == SCALE_AUTO)
         scale = name ? SCALE_MINMAX : SCALE_UNIT;
     cli_check_stdout(force);

@@ -137,21 +137,11 @@ static void parse(int argc, char **argv, int whiten, options *o)
             exit(0);
         case 'V':
             cli_version();
-        case ':':
-            if (optopt > 0 && optopt < 256)
-                cli_usage_error("%s: option '-%c' requires an argument",
-                                o->cmd, optopt);
-            cli_usage_error("%s: option '%s' requires an argument", o->cmd,
-                            argv[optind - 1]);
         default:
-            if (optopt > 0 && optopt < 256)
-                cli_usage_error("%s: unknown option '-%c'", o->cmd, optopt);
-            cli_usage_error("%s: unknown option '%s'", o->cmd, argv[optind - 1]);
+            tensor_option_error(c, argv);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("%s: too many operands (one FILE at most)", o->cmd);
-    o->input = optind < argc ? argv[optind] : NULL;
+    o->input = tensor_one_operand(argc, argv);
     if (o->model) {
         const char *clash = o->k ? "-k" : o->zca ? "--zca" :
                             o->epsilon_given ? "--epsilon" :

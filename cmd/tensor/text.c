@@ -285,9 +285,7 @@ int tensor_bow(int argc, char **argv)
                 tensor_option_error(c, argv);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("bow: too many operands");
-    const char *path = optind < argc ? argv[optind] : NULL;
+    const char *path = tensor_one_operand(argc, argv);
     cli_check_stdout(force);
     FILE *in = cli_open_in(path);
 
@@ -469,9 +467,7 @@ int tensor_words(int argc, char **argv)
         default: tensor_option_error(c, argv);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("words: too many operands");
-    const char *path = optind < argc ? argv[optind] : NULL;
+    const char *path = tensor_one_operand(argc, argv);
     FILE *in = cli_open_in(path);
     tz_reader *r = cli_reader(in, path);
     const tz_header *h = tz_reader_header(r);

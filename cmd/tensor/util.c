@@ -26,6 +26,13 @@ void tensor_option_error(int c, char **argv)
     cli_usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
 }
 
+const char *tensor_one_operand(int argc, char **argv)
+{
+    if (argc - optind > 1)
+        cli_usage_error("%s: too many operands (one FILE at most)", argv[0]);
+    return optind < argc ? argv[optind] : NULL;
+}
+
 void tensor_finish_writer(tz_writer *w)
 {
     int e = tz_writer_close(w);
