@@ -361,12 +361,8 @@ int main(int argc, char **argv)
         default: cli_option_error(c, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage_error("missing MODEL");
-    if (argc - optind > 2)
-        cli_usage_error("too many operands");
-    const char *model_path = argv[optind];
-    const char *test_path = argc - optind == 2 ? argv[optind + 1] : NULL;
+    const char *model_path, *test_path;
+    cli_model_operands(argc, argv, &model_path, &test_path);
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (n > 256 ? 256 : (int)n) : 1;

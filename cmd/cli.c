@@ -121,6 +121,17 @@ uint64_t cli_u64(const char *s, const char *what)
     return v;
 }
 
+void cli_model_operands(int argc, char **argv, const char **model,
+                        const char **input)
+{
+    if (optind >= argc)
+        cli_usage_error("missing MODEL");
+    if (argc - optind > 2)
+        cli_usage_error("too many operands");
+    *model = argv[optind];
+    *input = optind + 1 < argc ? argv[optind + 1] : NULL;
+}
+
 FILE *cli_open_in(const char *path)
 {
     if (!path || strcmp(path, "-") == 0)

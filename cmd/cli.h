@@ -38,6 +38,12 @@ long cli_long(const char *s, long lo, long hi, const char *what);
 double cli_double(const char *s, double lo, double hi, const char *what);
 uint64_t cli_u64(const char *s, const char *what);
 
+/* The operands MODEL [INPUT] of the model tools (encode, rbm-sample,
+ * ais-estimate) after getopt; *input is NULL when absent.  Usage errors
+ * for a missing MODEL or extra operands. */
+void cli_model_operands(int argc, char **argv, const char **model,
+                        const char **input);
+
 /* Open an input named on the command line; NULL or "-" is stdin.  Dies
  * with "prog: PATH:" + strerror on failure. */
 FILE *cli_open_in(const char *path);

@@ -383,12 +383,8 @@ int main(int argc, char **argv)
             cli_option_error(c, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage_error("missing MODEL");
-    if (argc - optind > 2)
-        cli_usage_error("too many operands");
-    const char *model_path = argv[optind];
-    const char *in_path = optind + 1 < argc ? argv[optind + 1] : NULL;
+    const char *model_path, *in_path;
+    cli_model_operands(argc, argv, &model_path, &in_path);
     /* our threads split each batch, each running single-threaded BLAS */
     o.threads = threads > 0 ? (int)threads : par_cpu_count();
     gemm_init(1);

@@ -378,12 +378,8 @@ int main(int argc, char **argv)
             cli_option_error(c, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage_error("missing MODEL");
-    if (argc - optind > 2)
-        cli_usage_error("too many operands");
-    const char *model_path = argv[optind];
-    const char *in_path = optind + 1 < argc ? argv[optind + 1] : NULL;
+    const char *model_path, *in_path;
+    cli_model_operands(argc, argv, &model_path, &in_path);
     int have_input = in_path != NULL;
     if (o.burn_in < 0)
         o.burn_in = o.every ? o.steps / 2 : 0;
