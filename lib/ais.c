@@ -163,7 +163,7 @@ static void *run_block(void *p)
     if (j->B <= 0)
         return NULL;
     size_t sb = t->scratch_bytes(t, j->B);
-    void *scratch = malloc(sb ? sb : 1);
+    void *scratch = calloc(1, sb ? sb : 1);   /* targets may keep state */
     float *x = malloc((size_t)j->B * t->width * sizeof *x);
     if (!scratch || !x) {
         j->err = AIS_E_NOMEM;
@@ -180,6 +180,8 @@ static void *run_block(void *p)
         if (j->lead && j->progress && (k % 256 == 0 || k == j->K))
             j->progress((double)k / j->K, j->parg);
     }
+    if (t->scratch_release)
+        t->scratch_release(t, scratch);
     free(scratch);
     free(x);
     return NULL;

@@ -77,6 +77,9 @@ struct ais_target {
     void (*step)(const ais_target *t, float beta0, float beta1, int move,
                  int B, float *x, double *logw, rng_t *rng, void *scratch);
     void (*destroy)(ais_target *t);
+    /* Optional (NULL): release what step or sample_base allocated and kept
+     * in the scratch block, called before it is freed. */
+    void (*scratch_release)(const ais_target *t, void *scratch);
 };
 
 void ais_target_free(ais_target *t);     /* calls destroy; NULL is a no-op */
