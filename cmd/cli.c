@@ -250,3 +250,53 @@ tz_model *cli_load_model(const char *path)
         cli_die("%s", err);
     return m;
 }
+
+void cli_load_dataset(const char *path, dataset *ds)
+{
+    FILE *f = cli_open_in(path);
+    const char *name = path ? path : "-";
+    tz_reader *r = cli_reader(f, name);
+    const tz_header *h = tz_reader_header(r);
+    uint64_t elems = tz_record_elems(h);
+    memset(ds, 0, sizeof *ds);
+    ds->scale = 1;
+    if (elems > (1u << 24))
+        cli_die("%s: records of %llu values are too wide", name,
+                (unsigned long long)elems);
+    ds->V = (int)elems;
+    ds->dtype = h->dtype;
+    ds->probs = tz_data_are_probabilities(h);
+    ds->row_bytes = (size_t)tz_record_bytes(h);
+    int e = tz_read_all(r, 0, &ds->data, &ds->rows);
+    const char *ctx = strcmp(name, "-") ? name : "";
+    if (e)
+        cli_die_reader(ctx, r, e);
+    e = tz_expect_end(r);
+    if (e)
+        cli_die_reader(ctx, r, e);
+    if (ds->rows == 0) {
+        if (*ctx)
+            cli_die("%s: empty input (no records)", ctx);
+        cli_die("empty input (no records)");
+    }
+    if (ds->rows > INT32_MAX)
+        cli_die("too many rows (%llu)", (unsigned long long)ds->rows);
+    ds->crc = tz_crc32c(0, ds->data, (size_t)ds->rows * ds->row_bytes);
+    tz_reader_free(r);
+    cli_close_in(f);
+}
+
+void cli_check_dataset(const dataset *ds, const bm_layer *L, int allow_real,
+                       const char *what)
+{
+    uint64_t row;
+    const char *msg = dataset_check(ds, L, allow_real, &row);
+    if (!msg)
+        return;
+    if (strcmp(msg, "out of memory") == 0)
+        cli_die("out of memory");
+    const char *hint = strcmp(msg, "non-binary value for bernoulli units") == 0
+        ? " (use tensor binarize, or --allow-real for probabilities)" : "";
+    cli_die("%s: row %llu: %s%s", what, (unsigned long long)(row + 1), msg,
+            hint);
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
+#include "dataset.h"
 #include "tz.h"
 
 #define RBMKIT_VERSION "0.1.0"
@@ -89,6 +90,14 @@ tz_reader *cli_reader(FILE *f, const char *name);
 tz_writer *cli_writer_stdout(int force);
 /* Close the writer (trailer) and stdout; dies on error. */
 void cli_finish_writer(tz_writer *w);
+
+/* Read a whole stream (NULL or "-" = stdin) into ds; dies with a clear
+ * message on a read error or an empty input. */
+void cli_load_dataset(const char *path, dataset *ds);
+/* Dies with "prog: WHAT: row N: problem [hint]" at the first row of ds that
+ * is not a valid state of layer L. */
+void cli_check_dataset(const dataset *ds, const bm_layer *L, int allow_real,
+                       const char *what);
 
 /* Model loading with a clear error. */
 tz_model *cli_load_model(const char *path);

@@ -147,133 +147,13 @@ typedef struct {
     uint64_t seed;
 } options;
 
-/* The training data, in the stored dtype. */
-typedef struct {
-    void *data;
-    uint64_t rows;
-    int V, dtype;
-    size_t row_bytes;
-    float scale;          /* 1, or 1/255 for u8 grey levels (--allow-real) */
-    int probs;            /* the stream says it holds probabilities */
-    uint32_t crc;
-} dataset;
-
-static void load_data(const char *path, dataset *ds)
-{
-    FILE *f = cli_open_in(path);
-    const char *name = path ? path : "-";
-    tz_reader *r = cli_reader(f, name);
-    const tz_header *h = tz_reader_header(r);
-    uint64_t elems = tz_record_elems(h);
-    if (elems > (1u << 24))
-        cli_die("%s: records of %llu values are too wide", name,
-                (unsigned long long)elems);
-    ds->V = (int)elems;
-    ds->dtype = h->dtype;
-    ds->probs = tz_data_are_probabilities(h);
-    ds->row_bytes = (size_t)tz_record_bytes(h);
-    int e = tz_read_all(r, 0, &ds->data, &ds->rows);
-    const char *ctx = strcmp(name, "-") ? name : "";
-    if (e)
-        cli_die_reader(ctx, r, e);
-    e = tz_expect_end(r);
-    if (e)
-        cli_die_reader(ctx, r, e);
-    if (ds->rows == 0) {
-        if (*ctx)
-            cli_die("%s: empty input (no records)", ctx);
-        cli_die("empty input (no records)");
-    }
-    if (ds->rows > INT32_MAX)
-        cli_die("too many rows (%llu)", (unsigned long long)ds->rows);
-    ds->crc = tz_crc32c(0, ds->data, (size_t)ds->rows * ds->row_bytes);
-    tz_reader_free(r);
-    cli_close_in(f);
-}
-
-/* Rows idx[0..n) (or first..first+n when idx is NULL) as f32 into out. */
-static void gather(const dataset *ds, const uint64_t *idx, uint64_t first,
-                   int n, float *out)
-{
-    for (int b = 0; b < n; b++) {
-        uint64_t row = idx ? idx[b] : first + b;
-        const char *src = (const char *)ds->data + row * ds->row_bytes;
-        float *o = out + (size_t)b * ds->V;
-        if (ds->dtype == TZ_U8) {     /* the common case, vectorised */
-            const unsigned char *u = (const unsigned char *)src;
-            for (int i = 0; i < ds->V; i++)
-                o[i] = (float)u[i];
-        } else {
-            tz_convert(o, TZ_F32, src, ds->dtype, (size_t)ds->V);
-        }
-        if (ds->scale != 1)
-            for (int i = 0; i < ds->V; i++)
-                o[i] *= ds->scale;
-    }
-}
-
-/* sum (V) of the columns of a u8 dataset, exactly: 32-bit counts over
- * blocks of rows that cannot overflow them. */
-static void u8_column_sums(const dataset *ds, double *sum)
-{
-    enum { BLOCK = 1 << 16 };             /* 255 * 2^16 < 2^32 */
-    uint32_t *acc = malloc((size_t)ds->V * sizeof *acc);
-    if (!acc)
-        cli_die("out of memory");
-    const unsigned char *x = ds->data;
-    for (uint64_t r0 = 0; r0 < ds->rows; r0 += BLOCK) {
-        uint64_t r1 = ds->rows - r0 < BLOCK ? ds->rows : r0 + BLOCK;
-        memset(acc, 0, (size_t)ds->V * sizeof *acc);
-        for (uint64_t r = r0; r < r1; r++) {
-            const unsigned char *row = x + r * ds->row_bytes;
-            for (int i = 0; i < ds->V; i++)
-                acc[i] += row[i];
-        }
-        for (int i = 0; i < ds->V; i++)
-            sum[i] += acc[i];
-    }
-    free(acc);
-}
-
-/* Check every row against the unit type; dies naming the first bad row. */
+/* Check every row against the visible units; dies naming the first bad
+ * row. */
 static void check_rows(const rbm *m, const dataset *ds, int allow_real,
                        const char *what)
 {
-    enum { CH = 256 };
-    if (ds->dtype == TZ_U8 && m->vis == RBM_BERNOULLI) {
-        /* u8 is always finite; it is binary unless a byte has bits above
-         * the lowest, and grey levels / 255 (--allow-real) are in [0, 1] */
-        const unsigned char *x = ds->data;
-        size_t n = (size_t)ds->rows * ds->row_bytes;
-        unsigned char any = 0;
-        for (size_t i = 0; i < n; i++)
-            any |= x[i];
-        if (allow_real || any <= 1)
-            return;
-    }
-    float *buf = malloc((size_t)CH * ds->V * sizeof *buf);
-    if (!buf)
-        cli_die("out of memory");
-    for (uint64_t r0 = 0; r0 < ds->rows; r0 += CH) {
-        int n = ds->rows - r0 < CH ? (int)(ds->rows - r0) : CH;
-        gather(ds, NULL, r0, n, buf);
-        if (!rbm_check_data(m, n, buf, allow_real))
-            continue;
-        for (int b = 0; b < n; b++) {
-            const char *msg = rbm_check_data(m, 1, buf + (size_t)b * ds->V,
-                                             allow_real);
-            if (!msg)
-                continue;
-            const char *hint = strcmp(msg, "non-binary value for bernoulli "
-                                      "units") == 0
-                ? " (use tensor binarize, or --allow-real for probabilities)"
-                : "";
-            free(buf);
-            cli_die("%s: row %llu: %s%s", what,
-                    (unsigned long long)(r0 + b + 1), msg, hint);
-        }
-    }
-    free(buf);
+    bm_layer L = rbm_visible_layer(m);
+    cli_check_dataset(ds, &L, allow_real, what);
 }
 
 /* The options string stored in a checkpoint; --resume requires equality.
@@ -361,7 +241,7 @@ static double mean_free_energy(const rbm *m, const dataset *ds, uint64_t n)
         cli_die("out of memory");
     for (uint64_t r0 = 0; r0 < n; r0 += CH) {
         int c = n - r0 < CH ? (int)(n - r0) : CH;
-        gather(ds, NULL, r0, c, buf);
+        dataset_gather(ds, NULL, r0, c, buf);
         rbm_free_energy(m, c, buf, F);
         for (int b = 0; b < c; b++)
             sum += F[b];
@@ -392,7 +272,7 @@ static void emit_part(void *arg, int id, int T)
 {
     emit_job *J = arg;
     int a = par_split(J->n, T, id), b = par_split(J->n, T, id + 1);
-    gather(J->ds, NULL, J->r0 + (uint64_t)a, b - a,
+    dataset_gather(J->ds, NULL, J->r0 + (uint64_t)a, b - a,
            J->buf + (size_t)a * J->ds->V);
     rbm_hidden_probs(J->m, b - a, J->buf + (size_t)a * J->ds->V,
                      J->ph + (size_t)a * J->m->nh);
@@ -511,8 +391,8 @@ int main(int argc, char **argv)
         o.threads = par_cpu_count();
     gemm_init(1);
 
-    dataset ds = {.scale = 1};
-    load_data(o.input, &ds);
+    dataset ds;
+    cli_load_dataset(o.input, &ds);
     /* p(h|v) from the layer below (--emit, encode) is valid bernoulli input:
      * greedy stacking is a pipe */
     if (ds.probs && ds.dtype != TZ_U8)
@@ -571,7 +451,7 @@ int main(int argc, char **argv)
 
     dataset vd = {.scale = 1};
     if (o.valid) {
-        load_data(o.valid, &vd);
+        cli_load_dataset(o.valid, &vd);
         if (vd.V != ds.V)
             cli_die("%s: input has %d columns, model expects %d", o.valid,
                     vd.V, ds.V);
@@ -589,25 +469,13 @@ int main(int argc, char **argv)
     if (!o.resume) {
         double *mean = calloc((size_t)ds.V, sizeof *mean);
         float *fmean = malloc((size_t)ds.V * sizeof *fmean);
-        float *buf = malloc((size_t)256 * ds.V * sizeof *buf);
-        if (!mean || !fmean || !buf)
+        if (!mean || !fmean || dataset_column_sums(&ds, mean))
             cli_die("out of memory");
-        if (ds.dtype == TZ_U8 && ds.scale == 1)
-            u8_column_sums(&ds, mean);    /* the same sums, exact, faster */
-        else
-            for (uint64_t r0 = 0; r0 < ds.rows; r0 += 256) {
-                int n = ds.rows - r0 < 256 ? (int)(ds.rows - r0) : 256;
-                gather(&ds, NULL, r0, n, buf);
-                for (int b = 0; b < n; b++)
-                    for (int i = 0; i < ds.V; i++)
-                        mean[i] += buf[(size_t)b * ds.V + i];
-            }
         for (int i = 0; i < ds.V; i++)
             fmean[i] = (float)(mean[i] / (double)ds.rows);
         rbm_init_params(m, fmean, &init_rng);
         free(mean);
         free(fmean);
-        free(buf);
         t = rbm_trainer_new(m, (int)o.batch, train_seed);
         if (!t)
             cli_die("out of memory");
@@ -660,7 +528,7 @@ int main(int argc, char **argv)
         for (long bi = ep == start_epoch ? start_batch : 0; bi < nb; bi++) {
             uint64_t r0 = (uint64_t)bi * o.batch;
             int B = N - r0 < (uint64_t)o.batch ? (int)(N - r0) : (int)o.batch;
-            gather(&ds, perm + r0, 0, B, batch);
+            dataset_gather(&ds, perm + r0, 0, B, batch);
             recon_sum += rbm_train_step(t, B, batch, &to);
             if (o.stop_after && ++done == o.stop_after)
                 got_signal = SIGTERM;
@@ -723,7 +591,7 @@ int main(int argc, char **argv)
     free(perm);
     free(batch);
     free(ckpt);
-    free(ds.data);
-    free(vd.data);
+    dataset_free(&ds);
+    dataset_free(&vd);
     return 0;
 }

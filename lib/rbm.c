@@ -180,6 +180,25 @@ static inline double softplus(double x)
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+/* ---- layer views ------------------------------------------------------------ */
+
+bm_layer rbm_visible_layer(const rbm *m)
+{
+    bm_layer L = {.unit = m->vis, .n = m->nv, .bias = m->vbias,
+                  .sigma = m->vis == RBM_GAUSSIAN ? m->sigma : NULL};
+    snprintf(L.name, sizeof L.name, "v");
+    L.group = m->vis == RBM_SOFTMAX ? m->softmax_group
+              : m->vis == RBM_REPSOFTMAX ? m->nv : 1;
+    return L;
+}
+
+bm_layer rbm_hidden_layer(const rbm *m)
+{
+    bm_layer L = {.unit = m->hid, .n = m->nh, .group = 1, .bias = m->hbias};
+    snprintf(L.name, sizeof L.name, "h");
+    return L;
+}
+
 /* ---- allocation and model files ------------------------------------------ */
 
 rbm *rbm_new(int nv, int nh, int vis, int hid)

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bm_layer.h"
 #include "rng.h"
 #include "tz.h"
 
@@ -48,6 +49,12 @@ typedef struct {
  * Returns NULL if out of memory or the sizes are invalid. */
 rbm *rbm_new(int nv, int nh, int vis, int hid);
 void rbm_free(rbm *m);
+
+/* The two layers of m as bm_layer views of its arrays (bm_layer.h): the
+ * visible layer (bias vbias, sigma, softmax group) and the hidden layer
+ * (bias hbias).  Valid while m lives. */
+bm_layer rbm_visible_layer(const rbm *m);
+bm_layer rbm_hidden_layer(const rbm *m);
 
 /* Load from / save to a model file (formats/model-keys.md: tensors W,
  * vbias, hbias, sigma; attributes model.type=rbm, rbm.visible,
