@@ -346,18 +346,19 @@ void tz_header_describe(const tz_header *h, char *buf, size_t size)
         snprintf(buf + n, size - n, "]");
 }
 
+/* key := seg ('.' seg)*, seg := [a-z0-9_]+, 1..TZ_KEY_MAX bytes: a segment
+ * may start with or consist of digits ("layer.0.unit"). */
 int tz_attr_valid_key(const char *key)
 {
-    size_t n = strlen(key);
+    size_t n = strnlen(key, TZ_KEY_MAX + 1);
     if (n == 0 || n > TZ_KEY_MAX) return 0;
-    int seg = 0;  /* length of the current segment */
+    size_t seg = 0;  /* length of the current segment */
     for (size_t i = 0; i < n; i++) {
         char c = key[i];
         if (c == '.') {
             if (seg == 0) return 0;
             seg = 0;
-        } else if ((c >= 'a' && c <= 'z') || c == '_' ||
-                   (c >= '0' && c <= '9' && seg > 0)) {
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
             seg++;
         } else {
             return 0;
@@ -1422,7 +1423,8 @@ tz_tensor *tz_model_find(const tz_model *m, const char *name)
 int tz_model_add(tz_model *m, const char *name, int dtype, int ndim,
                  const uint64_t *shape, const void *data)
 {
-    if (ndim < 1 || ndim > TZ_RANK_MAX + 1 || strlen(name) > TZ_NAME_MAX || !name[0])
+    if (ndim < 1 || ndim > TZ_RANK_MAX + 1 || strlen(name) > TZ_NAME_MAX || !name[0] ||
+        strcmp(name, TZ_MODEL_SECTION) == 0)
         return TZ_E_ARG;
     tz_header h;
     tz_header_init(&h);
@@ -1466,6 +1468,22 @@ float *tz_model_get_f32(tz_model *m, const char *name, size_t *n)
     return f;
 }
 
+/* The model's attributes from section header h: a copy of its attributes,
+ * with no name and an empty shape. */
+static int meta_from(tz_header *meta, const tz_header *h)
+{
+    int e = tz_header_copy(meta, h);
+    meta->name[0] = 0;
+    meta->dtype = TZ_F32;
+    meta->rank = 0;
+    memset(meta->dims, 0, sizeof meta->dims);
+    return e;
+}
+
+/* Model files (tz.h, formats/model-keys.md): either the model's attributes
+ * sit on the first tensor's section (the compact form: that tensor then has
+ * none of its own), or a first section named "model" with zero records
+ * holds them and every tensor section keeps its own. */
 tz_model *tz_model_read(tz_reader *r, char *err, size_t errsize)
 {
     tz_model *m = tz_model_new();
@@ -1474,12 +1492,35 @@ tz_model *tz_model_read(tz_reader *r, char *err, size_t errsize)
     while ((e = tz_next(r)) == 1) {
         const tz_header *h = tz_reader_header(r);
         if (!h->name[0]) {
-            e = TZ_E_CORRUPT;
             if (err) snprintf(err, errsize, "not a model: a tensor has no name");
             goto fail;
         }
+        if (strcmp(h->name, TZ_MODEL_SECTION) == 0) {
+            if (first != 1) {
+                if (err) snprintf(err, errsize, "corrupt model: a section named '%s' "
+                                  "after the first (the name is reserved for the "
+                                  "model's attributes)", TZ_MODEL_SECTION);
+                goto fail;
+            }
+            long k = tz_read(r, NULL, SIZE_MAX);
+            if (k < 0) {
+                if (err) snprintf(err, errsize, "%s", tz_reader_error(r));
+                goto fail;
+            }
+            if (k > 0) {
+                if (err) snprintf(err, errsize, "corrupt model: the '%s' section holds "
+                                  "records (the name is reserved for the model's "
+                                  "attributes)", TZ_MODEL_SECTION);
+                goto fail;
+            }
+            if (meta_from(&m->meta, h)) {
+                if (err) snprintf(err, errsize, "out of memory");
+                goto fail;
+            }
+            first = -1;   /* the model's attributes are read */
+            continue;
+        }
         if (tz_model_find(m, h->name)) {
-            e = TZ_E_CORRUPT;
             if (err) snprintf(err, errsize, "model has two tensors named '%s'", h->name);
             goto fail;
         }
@@ -1491,23 +1532,26 @@ tz_model *tz_model_read(tz_reader *r, char *err, size_t errsize)
             goto fail;
         }
         tz_tensor *nt = realloc(m->t, (m->n + 1) * sizeof *nt);
-        if (!nt) { free(data); e = TZ_E_NOMEM; if (err) snprintf(err, errsize, "out of memory"); goto fail; }
+        if (!nt) { free(data); if (err) snprintf(err, errsize, "out of memory"); goto fail; }
         m->t = nt;
         tz_tensor *t = &m->t[m->n++];
         tz_header_init(&t->h);
-        tz_header_copy(&t->h, h);
         t->count = count;
         t->data = data;
-        if (first) {
-            /* model attributes live on the first section */
-            tz_header_copy(&m->meta, h);
-            m->meta.name[0] = 0;
-            tz_header_set_shape(&m->meta, TZ_F32, 0, NULL);
-            /* per-tensor attrs of the first tensor are the model's */
-            for (size_t i = t->h.n_attrs; i-- > 0;)
-                tz_attr_remove(&t->h, t->h.attrs[i].key);
-            first = 0;
+        if (first == 1) {
+            /* compact form: the first section's attributes are the model's */
+            e = meta_from(&m->meta, h);
+            t->h = *h;
+            t->h.attrs = NULL;
+            t->h.n_attrs = 0;
+        } else {
+            e = tz_header_copy(&t->h, h);
         }
+        if (e) {
+            if (err) snprintf(err, errsize, "out of memory");
+            goto fail;
+        }
+        first = 0;
     }
     if (e < 0) {
         if (err) snprintf(err, errsize, "%s", tz_reader_error(r));
@@ -1545,23 +1589,72 @@ tz_model *tz_model_load(const char *path, char *err, size_t errsize)
     return m;
 }
 
+/* Set every attribute of src on dst, in order (keys are validated again);
+ * *bad gets the key that failed. */
+static int attrs_merge(tz_header *dst, const tz_header *src, const char **bad)
+{
+    for (size_t k = 0; k < src->n_attrs; k++) {
+        const tz_attr *a = &src->attrs[k];
+        int e = a->type == TZ_ATTR_I64 ? tz_attr_set_i(dst, a->key, a->i)
+              : a->type == TZ_ATTR_F64 ? tz_attr_set_f(dst, a->key, a->f)
+              : a->type == TZ_ATTR_STR && a->s ? tz_attr_set_s(dst, a->key, a->s)
+              : TZ_E_ARG;
+        if (e) { *bad = a->key; return e; }
+    }
+    return 0;
+}
+
+/* One section: header h, then the records. */
+static int write_section(tz_writer *w, const tz_header *h, const void *data,
+                         uint64_t count)
+{
+    int e = tz_writer_begin(w, h);
+    if (!e && count) e = tz_write(w, data, (size_t)count);
+    if (!e) e = tz_writer_end(w);
+    return e;
+}
+
+/* The layout rule is in tz.h and formats/model-keys.md: a leading "model"
+ * section only when the first tensor has attributes of its own, so that
+ * files without per-tensor attributes keep the compact form byte for byte. */
 int tz_model_write(const tz_model *m, tz_writer *w)
 {
+    if (w->err) return w->err;
+    for (size_t i = 0; i < m->n; i++) {
+        const char *name = m->t[i].h.name;
+        if (!name[0] || strcmp(name, TZ_MODEL_SECTION) == 0)
+            return werr(w, TZ_E_ARG, "cannot write model: tensor name '%s' is %s", name,
+                        name[0] ? "reserved for the model's attributes" : "empty");
+    }
+    int separate = m->n > 0 && m->t[0].h.n_attrs > 0;
+    tz_header h;
+    tz_header_init(&h);
+    const char *bad = "";
+    int e = 0;
+    if (separate) {
+        snprintf(h.name, sizeof h.name, "%s", TZ_MODEL_SECTION);
+        h.dtype = TZ_U8;
+        e = attrs_merge(&h, &m->meta, &bad);
+        if (e) {
+            tz_header_clear(&h);
+            return werr(w, e, "cannot write model attribute '%s': %s", bad, tz_strerror(e));
+        }
+        e = write_section(w, &h, NULL, 0);
+        tz_header_clear(&h);
+        if (e) return e;
+    }
     for (size_t i = 0; i < m->n; i++) {
         const tz_tensor *t = &m->t[i];
-        tz_header h;
-        tz_header_init(&h);
-        int e = tz_header_copy(&h, &t->h);
-        if (!e && i == 0)
-            for (size_t k = 0; k < m->meta.n_attrs && !e; k++) {
-                const tz_attr *a = &m->meta.attrs[k];
-                e = a->type == TZ_ATTR_I64 ? tz_attr_set_i(&h, a->key, a->i)
-                  : a->type == TZ_ATTR_F64 ? tz_attr_set_f(&h, a->key, a->f)
-                  : tz_attr_set_s(&h, a->key, a->s);
-            }
-        if (!e) e = tz_writer_begin(w, &h);
-        if (!e) e = tz_write(w, t->data, (size_t)t->count);
-        if (!e) e = tz_writer_end(w);
+        e = tz_header_copy(&h, &t->h);
+        if (e) {
+            tz_header_clear(&h);
+            return werr(w, e, "cannot write tensor '%s': %s", t->h.name, tz_strerror(e));
+        }
+        if (i == 0 && !separate && (e = attrs_merge(&h, &m->meta, &bad))) {
+            tz_header_clear(&h);
+            return werr(w, e, "cannot write model attribute '%s': %s", bad, tz_strerror(e));
+        }
+        e = write_section(w, &h, t->data, t->count);
         tz_header_clear(&h);
         if (e) return e;
     }

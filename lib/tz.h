@@ -89,7 +89,10 @@ typedef struct {
 
 void tz_header_init(tz_header *h);           /* empty: f32, rank 0, no attrs */
 void tz_header_clear(tz_header *h);          /* frees attributes, re-inits */
-int tz_header_copy(tz_header *dst, const tz_header *src); /* dst is init'd */
+/* Deep copy of src into dst (dst is init'd; its old attributes are freed).
+ * Returns 0 or TZ_E_NOMEM; on failure dst holds a partial copy, which
+ * tz_header_clear frees.  Callers must check the result. */
+int tz_header_copy(tz_header *dst, const tz_header *src);
 /* Elements and bytes in one record. */
 uint64_t tz_record_elems(const tz_header *h);
 uint64_t tz_record_bytes(const tz_header *h);
@@ -101,7 +104,11 @@ int tz_header_same_tensor(const tz_header *a, const tz_header *b);
 /* "u8 [28 28]" style description into buf. */
 void tz_header_describe(const tz_header *h, char *buf, size_t size);
 
-/* Attributes: set replaces an existing key; keys are validated. */
+/* Attributes: set replaces an existing key; keys are validated.
+ * A valid key is 1..TZ_KEY_MAX bytes of dot-separated segments, each a
+ * non-empty run of [a-z0-9_]: lower_snake_case words, which may start with
+ * or consist of digits ("modality.name", "layer.0.unit", "edge.2.w_scale").
+ * No uppercase, no empty segment (no leading, trailing or double dot). */
 int tz_attr_valid_key(const char *key);
 int tz_attr_set_i(tz_header *h, const char *key, int64_t v);
 int tz_attr_set_f(tz_header *h, const char *key, double v);
@@ -216,7 +223,22 @@ int tz_read_all(tz_reader *r, int dtype, void **data, uint64_t *count);
 uint64_t tz_reader_count(const tz_reader *r);      /* records read in tensor */
 uint64_t tz_reader_in_bytes(const tz_reader *r);   /* file bytes consumed */
 
-/* ---- models: many named tensors in one file ------------------------------ */
+/* ---- models: many named tensors in one file ------------------------------ *
+ *
+ * Where the attributes go (formats/model-keys.md, "Model and tensor
+ * attributes"):
+ *   - When the first tensor has no attributes of its own (every rbm, pca,
+ *     whiten and stats file), the model's attributes are stored on the
+ *     first tensor's section: the compact form, and the only form of files
+ *     written before the model section existed.
+ *   - Otherwise the file starts with a section named TZ_MODEL_SECTION
+ *     ("model") that holds zero records and the model's attributes; every
+ *     tensor section that follows carries its own attributes.
+ * tz_model_read accepts both, tz_model_write picks one by that rule, so
+ * meta and every tensor's attributes survive a round trip.  The tensor
+ * name "model" is reserved for that section. */
+
+#define TZ_MODEL_SECTION "model"
 
 typedef struct {
     tz_header h;         /* name, dtype, record shape, per-tensor attrs */
@@ -225,9 +247,9 @@ typedef struct {
 } tz_tensor;
 
 typedef struct {
-    tz_header meta;      /* model attributes (stored on the first section) */
+    tz_header meta;      /* model attributes (name, shape unused) */
     size_t n;
-    tz_tensor *t;
+    tz_tensor *t;        /* in file order; each h holds its own attributes */
     char err[256];
 } tz_model;
 
@@ -235,7 +257,9 @@ tz_model *tz_model_new(void);
 void tz_model_free(tz_model *m);
 /* Add a tensor of numpy-style shape (shape[0] records of shape[1..]);
  * ndim is 1..TZ_RANK_MAX+1; the data are copied.  Replaces a tensor of the
- * same name. */
+ * same name (and drops its attributes).  The name must be non-empty and not
+ * TZ_MODEL_SECTION (TZ_E_ARG).  Per-tensor attributes are set afterwards
+ * on the tensor's header: tz_attr_set_s(&tz_model_find(m, name)->h, ...). */
 int tz_model_add(tz_model *m, const char *name, int dtype, int ndim,
                  const uint64_t *shape, const void *data);
 /* Find a tensor by name, or NULL. */
@@ -244,12 +268,15 @@ tz_tensor *tz_model_find(const tz_model *m, const char *name);
  * count.  Returns NULL (with m->err set) when absent. */
 float *tz_model_get_f32(tz_model *m, const char *name, size_t *n);
 /* Read a whole model from a reader positioned at the start; or from a path
- * ("-" = stdin).  On failure returns NULL and, when err is not NULL, writes
- * a one-line message to err (size errsize). */
+ * ("-" = stdin).  On failure (including out of memory) returns NULL and,
+ * when err is not NULL, writes a one-line message to err (size errsize). */
 tz_model *tz_model_read(tz_reader *r, char *err, size_t errsize);
 tz_model *tz_model_load(const char *path, char *err, size_t errsize);
-/* Write the model to a writer (one section per tensor, the model's
- * attributes on the first). */
+/* Write the model to a writer: one section per tensor, with the model's
+ * attributes on the first, or on a leading "model" section when the first
+ * tensor has attributes of its own (see above).  Tensors named "" or
+ * "model" are refused (TZ_E_ARG) before anything is written.  On failure
+ * the code is returned and tz_writer_error(w) tells why. */
 int tz_model_write(const tz_model *m, tz_writer *w);
 /* Write to path atomically: temp file in the same directory, fsync,
  * rename.  An existing file is never left half-written. */
