@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "gemm.h"
+#include "model.h"
 #include "par.h"
 #include "rbm.h"
 #include "rng.h"
@@ -37,6 +38,10 @@ typedef struct {
     int allow_real;      /* real values for bernoulli visible units */
     uint64_t seed;
     int threads;         /* >= 1 */
+    int batch;           /* rows per batch at most */
+    const char *layer;   /* deep models: the layer to output, or NULL */
+    int mf_iters;        /* DBM mean-field sweeps at most */
+    double mf_tol;       /* ... and the tolerance */
 } encode_opts;
 
 /* A model as a row map: in (B, in_dim) -> out (B, out_dim). */
@@ -158,13 +163,14 @@ static void rbm_enc_free(encoder *e)
     free(s);
 }
 
-static encoder *rbm_encoder_open(tz_model *mf, const encode_opts *o,
+static encoder *rbm_encoder_open(model *md, const encode_opts *o,
                                  encoder *e)
 {
-    char err[300];
-    rbm *m = rbm_from_model(mf, err, sizeof err);
-    if (!m)
-        cli_die("%s", err);
+    rbm *m = md->rbm;
+    md->rbm = NULL;
+    if (o->layer && strcmp(o->layer, "h") != 0 && strcmp(o->layer, "1") != 0)
+        cli_usage_error("--layer %s: an RBM's codes are its hidden layer 'h' "
+                        "(use --down for the visible layer)", o->layer);
     if (o->length_set && !(o->down && m->vis == RBM_REPSOFTMAX))
         cli_usage_error("--length applies only with --down to a model with "
                         "replicated-softmax visible units");
@@ -190,18 +196,171 @@ static encoder *rbm_encoder_open(tz_model *mf, const encode_opts *o,
     return e;
 }
 
+/* ---- deep models: DBN up-pass, DBM mean-field ------------------------------ */
+
+/* One thread's buffers for rows of a batch. */
+typedef struct {
+    bm_state st;              /* DBM */
+    bm_scratch *w;            /* DBM */
+    float *x[BM_MAX_LAYERS];  /* DBN: layers 1..top */
+} deep_part;
+
+typedef struct {
+    model *m;
+    encode_opts o;
+    int layer;                /* the output layer */
+    bm_layer in, out;         /* the input and output layers */
+    unsigned char clamp[BM_MAX_LAYERS];
+    rng_t rng;
+    par_pool *pool;
+    deep_part *part;          /* (threads) */
+    double *cdf;
+} deep_enc;
+
+static const char *deep_check(encoder *e, int B, const float *in)
+{
+    deep_enc *s = e->impl;
+    return bm_layer_check(&s->in, B, in, s->o.allow_real);
+}
+
+typedef struct {
+    deep_enc *s;
+    int B;
+    const float *in;
+    float *out;
+} deep_job;
+
+static void deep_part_run(void *arg, int id, int T)
+{
+    deep_job *J = arg;
+    deep_enc *s = J->s;
+    deep_part *p = &s->part[id];
+    int a = par_split(J->B, T, id), n = par_split(J->B, T, id + 1) - a;
+    if (n <= 0)
+        return;
+    const float *in = J->in + (size_t)a * s->in.n;
+    float *out = J->out + (size_t)a * s->out.n;
+    if (s->m->kind == MODEL_DBN) {
+        dbn_up(s->m->dbn, n, in, s->layer, p->x, NULL, NULL);
+        memcpy(out, p->x[s->layer], (size_t)n * s->out.n * sizeof *out);
+        return;
+    }
+    const bm_net *net = s->m->net;
+    bm_state_set(net, &p->st, 0, n, in);
+    bm_bottom_up(net, &p->st, 0, n, s->clamp, p->w);
+    bm_meanfield(net, &p->st, 0, n, s->clamp, s->o.mf_iters,
+                 (float)s->o.mf_tol, 0, p->w);
+    memcpy(out, p->st.x[s->layer], (size_t)n * s->out.n * sizeof *out);
+}
+
+static void deep_map(encoder *e, int B, const float *in, float *out)
+{
+    deep_enc *s = e->impl;
+    deep_job J = {s, B, in, out};
+    par_run(s->pool, deep_part_run, &J);
+    if (s->o.sample)      /* one stream: samples do not depend on threads */
+        bm_layer_sample(&s->out, B, out, NULL, out, &s->rng, s->cdf);
+}
+
+static void deep_free(encoder *e)
+{
+    deep_enc *s = e->impl;
+    par_free(s->pool);
+    for (int i = 0; i < s->o.threads; i++) {
+        bm_state_free(&s->part[i].st);
+        bm_scratch_free(s->part[i].w);
+        for (int l = 0; l < BM_MAX_LAYERS; l++)
+            free(s->part[i].x[l]);
+    }
+    free(s->part);
+    free(s->cdf);
+    model_free(s->m);
+    free(s);
+}
+
+static encoder *deep_encoder_open(model *m, const encode_opts *o, encoder *e)
+{
+    if (o->down)
+        cli_usage_error("--down applies to RBMs (a %s generates with "
+                        "rbm-sample)", model_kind_name(m->kind));
+    if (o->length_set)
+        cli_usage_error("--length applies only with --down");
+    deep_enc *s = calloc(1, sizeof *s);
+    if (!s)
+        cli_die("out of memory");
+    s->m = m;
+    s->o = *o;
+    int nl = model_layers(m);
+    if (o->layer) {
+        s->layer = model_find_layer(m, o->layer);
+        if (s->layer < 0) {
+            char names[256] = "";
+            for (int l = 0; l < nl; l++) {
+                bm_layer L = model_layer(m, l);
+                size_t k = strlen(names);
+                snprintf(names + k, sizeof names - k, "%s%s", l ? ", " : "",
+                         L.name);
+            }
+            cli_usage_error("--layer %s: the model has no such layer (its "
+                            "layers: %s)", o->layer, names);
+        }
+    } else {
+        /* the top layer: a DBM's label layer is not its top */
+        s->layer = nl - 1;
+        if (m->kind == MODEL_DBM && strcmp(m->net->L[nl - 1].name, "label") == 0)
+            s->layer = nl - 2;
+    }
+    if (s->layer == 0)
+        cli_usage_error("--layer %s is the visible layer, the input",
+                        o->layer);
+    s->in = model_layer(m, 0);
+    s->out = model_layer(m, s->layer);
+    s->clamp[0] = 1;
+    rng_seed(&s->rng, o->seed);
+    s->pool = par_new(o->threads);
+    s->part = calloc((size_t)o->threads, sizeof *s->part);
+    s->cdf = malloc((size_t)s->out.n * sizeof *s->cdf);
+    if (!s->pool || !s->part || !s->cdf)
+        cli_die("out of memory");
+    int rows = o->batch / o->threads + 1;
+    for (int i = 0; i < o->threads; i++) {
+        deep_part *p = &s->part[i];
+        if (m->kind == MODEL_DBM) {
+            if (bm_state_alloc(m->net, &p->st, rows) ||
+                !(p->w = bm_scratch_new(m->net, rows)))
+                cli_die("out of memory");
+        } else {
+            for (int l = 1; l <= s->layer; l++)
+                if (!(p->x[l] = malloc((size_t)rows *
+                                       dbn_layer_width(m->dbn, l) *
+                                       sizeof(float))))
+                    cli_die("out of memory");
+        }
+    }
+    if (s->out.unit == BM_GAUSSIAN || s->out.unit == BM_REPSOFTMAX)
+        cli_usage_error("--layer %s: %s units have no mean-field code here",
+                        s->out.name, bm_unit_name(s->out.unit));
+    e->in_dim = s->in.n;
+    e->out_dim = s->out.n;
+    e->in_what = "visible";
+    e->allow_real = &s->o.allow_real;
+    e->probs_out = !o->sample && s->out.unit == BM_BERNOULLI;
+    e->check = deep_check;
+    e->map = deep_map;
+    e->free = deep_free;
+    e->impl = s;
+    return e;
+}
+
 /* ---- model type dispatch --------------------------------------------------- */
 
-static encoder *encoder_open(tz_model *mf, const encode_opts *o)
+static encoder *encoder_open(model *m, const encode_opts *o)
 {
     static encoder e;
-    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
-    if (!type)
-        cli_die("model has no model.type attribute");
-    e.type = type;
-    if (strcmp(type, "rbm") == 0)
-        return rbm_encoder_open(mf, o, &e);
-    cli_die("unsupported model type '%s'", type);
+    e.type = model_kind_name(m->kind);
+    if (m->kind == MODEL_RBM)
+        return rbm_encoder_open(m, o, &e);
+    return deep_encoder_open(m, o, &e);
 }
 
 /* ---- provenance ------------------------------------------------------------ */
@@ -307,8 +466,9 @@ static void usage(void)
 {
     printf(
 "Usage: %s [OPTION]... MODEL [INPUT]\n"
-"Map rows of INPUT (a .tz stream; stdin when absent or '-') through MODEL:\n"
-"visible rows in, hidden probabilities E[h|v] out (f32 rows of width H).\n"
+"Map rows of INPUT (a .tz stream; stdin when absent or '-') through MODEL\n"
+"(an RBM, DBN or DBM): visible rows in, hidden probabilities out (f32 rows\n"
+"of the hidden layer's width).\n"
 "\n"
 "  -S, --sample          output samples: 0/1 for bernoulli hidden units,\n"
 "                        mean + N(0,1) noise for gaussian ones (default: means)\n"
@@ -319,6 +479,13 @@ static void usage(void)
 "                        sample has D words (default: 1, the word distribution)\n"
 "      --allow-real      accept values other than 0/1 for bernoulli visible\n"
 "                        units (default: an error)\n"
+"  -L, --layer NAME      deep models: the layer to output, by name (v, h1,\n"
+"                        h2, ..., label) or number (default: the top hidden\n"
+"                        layer); DBN: the recognition up-pass, DBM: mean-field\n"
+"                        posteriors with the visible layer clamped\n"
+"      --mf-iters N      DBM: mean-field sweeps at most (default: 50)\n"
+"      --mf-tol X        DBM: stop when no mean changes by more than X\n"
+"                        (default: 1e-06)\n"
 "  -s, --seed N          random seed for --sample (default: 1)\n"
 "  -b, --batch N         rows per batch (default: %d)\n"
 "  -j, --threads N       threads; 0 = every CPU (default: 0)\n"
@@ -335,7 +502,7 @@ CLI_STREAM_HELP
         cli_prog, DEFAULT_BATCH);
 }
 
-enum { OPT_ALLOW_REAL = 256 };
+enum { OPT_ALLOW_REAL = 256, OPT_MF_ITERS, OPT_MF_TOL };
 
 int main(int argc, char **argv)
 {
@@ -343,6 +510,8 @@ int main(int argc, char **argv)
     encode_opts o = {0};
     o.seed = 1;
     o.length = 1;
+    o.mf_iters = 50;
+    o.mf_tol = 1e-6;
     long batch = DEFAULT_BATCH, threads = 0;
     int force = 0;
     static const struct option lopts[] = {
@@ -350,6 +519,9 @@ int main(int argc, char **argv)
         {"down", no_argument, NULL, 'd'},
         {"length", required_argument, NULL, 'D'},
         {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
+        {"layer", required_argument, NULL, 'L'},
+        {"mf-iters", required_argument, NULL, OPT_MF_ITERS},
+        {"mf-tol", required_argument, NULL, OPT_MF_TOL},
         {"seed", required_argument, NULL, 's'},
         {"batch", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'},
@@ -361,7 +533,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":SdD:s:b:j:fqh", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":SdD:L:s:b:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'S': o.sample = 1; break;
         case 'd': o.down = 1; break;
@@ -370,6 +542,9 @@ int main(int argc, char **argv)
             o.length_set = 1;
             break;
         case OPT_ALLOW_REAL: o.allow_real = 1; break;
+        case 'L': o.layer = optarg; break;
+        case OPT_MF_ITERS: o.mf_iters = (int)cli_long(optarg, 1, 100000, "mean-field iterations"); break;
+        case OPT_MF_TOL: o.mf_tol = cli_double(optarg, 0, 1, "mean-field tolerance"); break;
         case 's': o.seed = cli_u64(optarg, "seed"); break;
         case 'b': batch = cli_long(optarg, 1, 1 << 20, "batch size"); break;
         case 'j': threads = cli_long(optarg, 0, 1024, "thread count"); break;
@@ -387,11 +562,15 @@ int main(int argc, char **argv)
     cli_model_operands(argc, argv, &model_path, &in_path);
     /* our threads split each batch, each running single-threaded BLAS */
     o.threads = threads > 0 ? (int)threads : par_cpu_count();
+    o.batch = (int)batch;
     gemm_init(1);
 
-    tz_model *mf = cli_load_model(model_path);
-    encoder *e = encoder_open(mf, &o);
-    uint64_t mhash = model_hash(mf);
+    char err[400];
+    model *md = model_load(model_path, err, sizeof err);
+    if (!md)
+        cli_die("%s", err);
+    uint64_t mhash = model_hash(md->mf);
+    encoder *e = encoder_open(md, &o);
 
     FILE *in = cli_open_in(in_path);
     const char *in_name = in_path ? in_path : "-";
@@ -498,7 +677,9 @@ int main(int argc, char **argv)
     tz_header_clear(&oh);
     tz_reader_free(r);
     cli_close_in(in);
-    e->free(e);
-    tz_model_free(mf);
+    int deep = md->kind != MODEL_RBM;
+    e->free(e);               /* a deep encoder owns md */
+    if (!deep)
+        model_free(md);
     return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "gemm.h"
+#include "model.h"
 #include "rbm.h"
 #include "rng.h"
 #include "tz.h"
@@ -266,6 +267,231 @@ static void write_block(tz_writer *w, const sampler *s, int B)
         cli_die_writer("", w, rc);
 }
 
+/* ---- deep models: DBN (top-RBM chains, then a down-pass) and DBM ----------- */
+
+typedef struct {
+    model *m;
+    sample_opts o;
+    const unsigned char *clamp;   /* (V) or NULL */
+    int B, V, nl;
+    rng_t base;
+    rng_t *rng;                   /* (B) one stream per chain */
+    bm_state st;                  /* DBM: every layer; DBN: x[l] below */
+    bm_scratch *w;                /* DBM */
+    float *x[BM_MAX_LAYERS];      /* DBN: (B, n_l) states, x[0] = v */
+    float *pv;                    /* (B, V) means of the visible layer */
+    float *v0;                    /* (B, V) the start rows */
+    float *t;                     /* (B, max n) */
+    float *dl;                    /* (B) document lengths of layer 0 */
+    double *cdf;
+    float *out;                   /* (B, E, V) */
+    long n_emit;
+} deep_sampler;
+
+/* Row b of a layer from its means with chain b's stream. */
+static void sample_rows(const bm_layer *L, int B, const float *mean,
+                        const float *d, float *out, rng_t *rng, double *cdf)
+{
+    for (int b = 0; b < B; b++)
+        bm_layer_sample(L, 1, mean + (size_t)b * L->n, d ? d + b : NULL,
+                        out + (size_t)b * L->n, &rng[b], cdf);
+}
+
+static void deep_clamp(const deep_sampler *s, int B, float *x)
+{
+    if (!s->clamp)
+        return;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < s->V; i++)
+            if (s->clamp[i])
+                x[(size_t)b * s->V + i] = s->v0[(size_t)b * s->V + i];
+}
+
+static float *deep_visible(deep_sampler *s)
+{
+    return s->m->kind == MODEL_DBM ? s->st.x[0] : s->x[0];
+}
+
+static void deep_init(deep_sampler *s, model *m, const sample_opts *o,
+                      const unsigned char *clamp)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->o = *o;
+    s->clamp = clamp;
+    s->n_emit = emit_count(o);
+    s->nl = model_layers(m);
+    bm_layer L0 = model_layer(m, 0);
+    s->V = L0.n;
+    size_t V = (size_t)s->V, mx = 1;
+    for (int l = 0; l < s->nl; l++) {
+        size_t n = (size_t)model_layer(m, l).n;
+        mx = n > mx ? n : mx;
+    }
+    size_t per_chain = (size_t)s->n_emit * V * sizeof(float);
+    size_t B = per_chain ? BLOCK_OUT_BYTES / per_chain : BLOCK_MAX;
+    if (B > BLOCK_MAX) B = BLOCK_MAX;
+    if (B < 1) B = 1;
+    s->B = (int)B;
+    rng_seed(&s->base, o->seed);
+    s->rng = malloc(B * sizeof *s->rng);
+    s->pv = malloc(B * V * sizeof(float));
+    s->v0 = malloc(B * V * sizeof(float));
+    s->t = malloc(B * mx * sizeof(float));
+    s->dl = malloc(B * sizeof(float));
+    s->cdf = malloc(mx * sizeof(double));
+    s->out = malloc(B * per_chain);
+    int bad = !s->rng || !s->pv || !s->v0 || !s->t || !s->dl || !s->cdf ||
+              !s->out;
+    if (m->kind == MODEL_DBM) {
+        bad |= bm_state_alloc(m->net, &s->st, (int)B) != 0;
+        bad |= !(s->w = bm_scratch_new(m->net, (int)B));
+    } else {
+        for (int l = 0; l < s->nl; l++)
+            bad |= !(s->x[l] = malloc(B * (size_t)model_layer(m, l).n *
+                                      sizeof(float)));
+    }
+    if (bad)
+        cli_die("out of memory");
+}
+
+static void deep_free(deep_sampler *s)
+{
+    bm_state_free(&s->st);
+    bm_scratch_free(s->w);
+    for (int l = 0; l < BM_MAX_LAYERS; l++)
+        free(s->x[l]);
+    free(s->rng);
+    free(s->pv);
+    free(s->v0);
+    free(s->t);
+    free(s->dl);
+    free(s->cdf);
+    free(s->out);
+}
+
+/* Chain b of the block starts at random (start = 0) or at the row already
+ * in the visible buffer (start = 1). */
+static void deep_start(deep_sampler *s, int B, int from_rows, long length)
+{
+    model *m = s->m;
+    float *v = deep_visible(s);
+    if (!from_rows)
+        for (int b = 0; b < B; b++) {
+            bm_layer L0 = model_layer(m, 0);
+            bm_layer_random(&L0, v + (size_t)b * s->V, length, &s->rng[b]);
+        }
+    memcpy(s->v0, v, (size_t)B * s->V * sizeof(float));
+    if (m->kind == MODEL_DBM) {
+        const bm_net *net = m->net;
+        bm_state_sync(net, &s->st, 0, 0, B);
+        if (from_rows) {
+            unsigned char cl[BM_MAX_LAYERS] = {1};
+            bm_bottom_up(net, &s->st, 0, B, cl, s->w);
+        } else {
+            for (int l = 1; l < net->nl; l++) {
+                for (int b = 0; b < B; b++)
+                    bm_layer_random(&net->L[l], s->st.x[l] +
+                                    (size_t)b * net->L[l].n, length,
+                                    &s->rng[b]);
+                bm_state_sync(net, &s->st, l, 0, B);
+            }
+        }
+        return;
+    }
+    /* DBN: the top RBM's visible layer from an up-pass of the start rows,
+     * or at random */
+    dbn *d = m->dbn;
+    int n = d->n;
+    bm_layer T = dbn_layer(d, n - 1);
+    if (from_rows) {
+        dbn_up(d, B, v, n - 1, s->x, NULL, NULL);
+        sample_rows(&T, B, s->x[n - 1], NULL, s->x[n - 1], s->rng, s->cdf);
+    } else {
+        for (int b = 0; b < B; b++)
+            bm_layer_random(&T, s->x[n - 1] + (size_t)b * T.n, length,
+                            &s->rng[b]);
+    }
+}
+
+/* DBN: from x[n-1] down to the visible layer (pv the means, x[0] a draw). */
+static void dbn_sample_down(deep_sampler *s, int B)
+{
+    dbn *d = s->m->dbn;
+    for (int k = d->n - 2; k >= 0; k--) {
+        bm_layer L = dbn_layer(d, k);
+        const float *dl = NULL;
+        if (L.unit == BM_REPSOFTMAX) {
+            bm_layer_doclen(&L, B, s->v0, s->dl);
+            dl = s->dl;
+        }
+        float *mean = k == 0 ? s->pv : s->x[k];
+        dbn_down_mean(d, k, B, s->x[k + 1], dl, mean);
+        sample_rows(&L, B, mean, dl, s->x[k], s->rng, s->cdf);
+    }
+}
+
+static void deep_step(deep_sampler *s, int B, int emit)
+{
+    model *m = s->m;
+    if (m->kind == MODEL_DBM) {
+        const bm_net *net = m->net;
+        for (int c = 1; c >= 0; c--)
+            for (int l = 0; l < net->nl; l++) {
+                if (net->color[l] != c)
+                    continue;
+                const bm_layer *L = &net->L[l];
+                int src = L->unit == BM_REPSOFTMAX ? l : net->dsrc[l];
+                const float *d = src >= 0 ? s->st.D[src] : NULL;
+                float *mean = l == 0 ? s->pv : s->t;
+                bm_input(net, &s->st, l, 0, B, NULL, ~0u, mean);
+                bm_layer_mean(L, B, mean, d);
+                sample_rows(L, B, mean, d, s->st.x[l], s->rng, s->cdf);
+                if (l == 0)
+                    deep_clamp(s, B, s->st.x[0]);
+                bm_state_sync(net, &s->st, l, 0, B);
+            }
+        return;
+    }
+    dbn *d = m->dbn;
+    int n = d->n;
+    rbm *top = d->r[n - 1];
+    if (s->clamp) {           /* re-infer the top's visible layer from v */
+        dbn_up(d, B, s->x[0], n - 1, s->x, NULL, NULL);
+        bm_layer T = dbn_layer(d, n - 1);
+        sample_rows(&T, B, s->x[n - 1], NULL, s->x[n - 1], s->rng, s->cdf);
+    }
+    bm_layer H = dbn_layer(d, n), T = dbn_layer(d, n - 1);
+    rbm_hidden_probs(top, B, s->x[n - 1], s->x[n]);
+    sample_rows(&H, B, s->x[n], NULL, s->x[n], s->rng, s->cdf);
+    rbm_visible_probs(top, B, s->x[n], NULL, s->t);
+    sample_rows(&T, B, s->t, NULL, s->x[n - 1], s->rng, s->cdf);
+    if (emit || s->clamp) {
+        dbn_sample_down(s, B);
+        deep_clamp(s, B, s->x[0]);
+    }
+}
+
+static void deep_run_block(deep_sampler *s, int B)
+{
+    long E = s->n_emit;
+    int V = s->V;
+    for (long t = 1; t <= s->o.steps; t++) {
+        long k = emit_index(&s->o, t);
+        deep_step(s, B, k >= 0);
+        if (k < 0)
+            continue;
+        const float *src = deep_visible(s);
+        if (s->o.means) {
+            deep_clamp(s, B, s->pv);
+            src = s->pv;
+        }
+        for (int b = 0; b < B; b++)
+            memcpy(s->out + ((size_t)b * E + (size_t)k) * V,
+                   src + (size_t)b * V, (size_t)V * sizeof *src);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static void usage(void)
@@ -394,19 +620,16 @@ int main(int argc, char **argv)
     if (threads > 0)
         gemm_init((int)threads);
 
-    /* the model: model.type dispatch happens here */
-    tz_model *mf = cli_load_model(model_path);
-    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
-    if (!type)
-        cli_die("model has no model.type attribute");
-    if (strcmp(type, "rbm") != 0)
-        cli_die("unsupported model type '%s'", type);
-    char err[300];
-    rbm *m = rbm_from_model(mf, err, sizeof err);
-    if (!m)
+    /* the model: an RBM samples here, a DBN or DBM in deep_sampler */
+    char err[400];
+    model *md = model_load(model_path, err, sizeof err);
+    if (!md)
         cli_die("%s", err);
-    int V = m->nv;
-    if (length_set && m->vis != RBM_REPSOFTMAX)
+    rbm *m = md->rbm;
+    int deep = md->kind != MODEL_RBM;
+    bm_layer L0 = model_layer(md, 0);
+    int V = L0.n;
+    if (length_set && L0.unit != BM_REPSOFTMAX)
         cli_usage_error("--length applies only to replicated-softmax visible "
                         "units");
 
@@ -416,21 +639,21 @@ int main(int argc, char **argv)
         clamp = calloc((size_t)V, 1);
         if (!clamp)
             cli_die("out of memory");
-        if (m->vis == RBM_REPSOFTMAX)
+        if (L0.unit == BM_REPSOFTMAX)
             cli_usage_error("clamping is not supported for replicated-softmax "
                             "visible units");
         if (clamp_cols)
             parse_ranges(clamp_cols, "--clamp", V, 1, clamp);
         if (clamp_groups) {
-            if (m->vis != RBM_SOFTMAX)
+            if (L0.unit != BM_SOFTMAX)
                 cli_usage_error("--clamp-group needs softmax visible units");
-            int K = m->softmax_group;
+            int K = L0.group;
             parse_ranges(clamp_groups, "--clamp-group", V / K, K, clamp);
         }
         if (clamp_mask)
             read_mask(clamp_mask, V, clamp);
-        if (m->vis == RBM_SOFTMAX) {
-            int K = m->softmax_group;
+        if (L0.unit == BM_SOFTMAX) {
+            int K = L0.group;
             for (int g = 0; g < V; g += K)
                 for (int i = 1; i < K; i++)
                     if (clamp[g + i] != clamp[g])
@@ -440,7 +663,12 @@ int main(int argc, char **argv)
     }
 
     sampler s;
-    sampler_init(&s, m, &o, clamp);
+    deep_sampler ds;
+    if (deep)
+        deep_init(&ds, md, &o, clamp);
+    else
+        sampler_init(&s, m, &o, clamp);
+    int block = deep ? ds.B : s.B;
 
     tz_header oh;
     tz_header_init(&oh);
@@ -464,8 +692,21 @@ int main(int argc, char **argv)
         if (rc)
             cli_die_writer("", w, rc);
         while (chain < (uint64_t)count) {
-            int B = (int)((uint64_t)count - chain < (uint64_t)s.B
-                          ? (uint64_t)count - chain : (uint64_t)s.B);
+            int B = (int)((uint64_t)count - chain < (uint64_t)block
+                          ? (uint64_t)count - chain : (uint64_t)block);
+            if (deep) {
+                for (int b = 0; b < B; b++) {
+                    rng_t p = ds.base;
+                    rng_split(&ds.rng[b], &p, chain + b);
+                }
+                deep_start(&ds, B, 0, (long)length);
+                deep_run_block(&ds, B);
+                int rc2 = tz_write(w, ds.out, (size_t)B * (size_t)ds.n_emit);
+                if (rc2)
+                    cli_die_writer("", w, rc2);
+                chain += B;
+                continue;
+            }
             for (int b = 0; b < B; b++) {
                 chain_rng(&s, chain + b, &s.rng[b]);
                 random_start(&s, b, (float)length);
@@ -491,18 +732,19 @@ int main(int argc, char **argv)
             cli_die_writer("", w, rc);
         const char *ctx = strcmp(in_path, "-") ? in_path : "";
         for (;;) {
-            size_t want = (size_t)s.B;
+            size_t want = (size_t)block;
             if (count_set && (uint64_t)count - chain < want)
                 want = (size_t)((uint64_t)count - chain);
             if (want == 0)
                 break;
-            long n = tz_read_f32(r, s.v, want);
+            float *vbuf = deep ? deep_visible(&ds) : s.v;
+            long n = tz_read_f32(r, vbuf, want);
             if (n < 0)
                 cli_die_reader(ctx, r, (int)n);
             if (n == 0)
                 break;
             for (long b = 0; b < n; b++) {
-                const char *bad = rbm_check_data(m, 1, s.v + (size_t)b * V,
+                const char *bad = bm_layer_check(&L0, 1, vbuf + (size_t)b * V,
                                                  allow_real);
                 if (bad)
                     cli_die("input row %llu: %s%s",
@@ -510,10 +752,23 @@ int main(int argc, char **argv)
                             strstr(bad, "non-binary") && !allow_real
                                 ? " (--allow-real accepts values in [0, 1])"
                                 : "");
-                chain_rng(&s, chain + b, &s.rng[b]);
+                if (deep) {
+                    rng_t p = ds.base;
+                    rng_split(&ds.rng[b], &p, chain + b);
+                } else {
+                    chain_rng(&s, chain + b, &s.rng[b]);
+                }
             }
-            run_block(&s, (int)n);
-            write_block(w, &s, (int)n);
+            if (deep) {
+                deep_start(&ds, (int)n, 1, 0);
+                deep_run_block(&ds, (int)n);
+                rc = tz_write(w, ds.out, (size_t)n * (size_t)ds.n_emit);
+                if (rc)
+                    cli_die_writer("", w, rc);
+            } else {
+                run_block(&s, (int)n);
+                write_block(w, &s, (int)n);
+            }
             chain += (uint64_t)n;
         }
         if (!count_set || chain < (uint64_t)count) {
@@ -527,9 +782,11 @@ int main(int argc, char **argv)
     cli_finish_writer(w);
 
     tz_header_clear(&oh);
-    sampler_free(&s);
+    if (deep)
+        deep_free(&ds);
+    else
+        sampler_free(&s);
     free(clamp);
-    rbm_free(m);
-    tz_model_free(mf);
+    model_free(md);
     return 0;
 }

@@ -295,10 +295,8 @@ static const float *gen_w(const dbn *d, int k)
     return d->G[k] ? d->G[k] : d->r[k]->W;
 }
 
-/* out (B, n_k) <- mean of layer k given x (B, n_(k+1)) through the
- * generative weights; dl = document lengths of layer k (or NULL). */
-static void down_mean(const dbn *d, int k, int B, const float *x,
-                      const float *dl, float *out)
+void dbn_down_mean(const dbn *d, int k, int B, const float *x,
+                   const float *dl, float *out)
 {
     const rbm *m = d->r[k];
     const float *W = k == d->n - 1 ? m->W : gen_w(d, k);
@@ -334,7 +332,7 @@ void dbn_down(const dbn *d, int B, int from, float *const *x, int means,
             bm_layer_doclen(&L, B, x[k], w->d);
             dl = w->d;
         }
-        down_mean(d, k, B, x[k + 1], dl, x[k]);
+        dbn_down_mean(d, k, B, x[k + 1], dl, x[k]);
         if (!(means && k == 0))
             bm_layer_sample(&L, B, x[k], dl, x[k], rng, w->cdf);
     }
@@ -504,7 +502,7 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
     /* generative predictions of the wake states, before any update */
     for (int k = 0; k + 1 < n; k++) {
         const float *x = k == 0 ? v : w->a[k];
-        down_mean(d, k, B, w->a[k + 1], k == 0 ? dl : NULL, w->q[k]);
+        dbn_down_mean(d, k, B, w->a[k + 1], k == 0 ? dl : NULL, w->q[k]);
         if (k == 0 && recon) {
             double e = 0;
             for (size_t i = 0; i < (size_t)B * V0.n; i++)
@@ -515,7 +513,7 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
     /* sleep: generate down from the negative top-visible sample; p[k] the
      * recognition predictions of the sleep states */
     for (int k = n - 2; k >= 0; k--) {
-        down_mean(d, k, B, w->s[k + 1], k == 0 ? dl : NULL, w->s[k]);
+        dbn_down_mean(d, k, B, w->s[k + 1], k == 0 ? dl : NULL, w->s[k]);
         if (k > 0) {
             bm_layer L = rbm_visible_layer(d->r[k]);
             bm_layer_sample(&L, B, w->s[k], NULL, w->s[k], rng, w->cdf);

@@ -67,6 +67,13 @@ void dbn_up(const dbn *d, int B, const float *v, int top, float *const *x,
 void dbn_down(const dbn *d, int B, int from, float *const *x, int means,
               rng_t *rng, dbn_work *w);
 
+/* out (B, n_k) <- the mean of layer k < n given layer k+1 rows x
+ * (B, n_(k+1)) through the generative weights (the top RBM's W for
+ * k = n-1); dl (B) the document lengths when layer k is replicated
+ * softmax, else NULL. */
+void dbn_down_mean(const dbn *d, int k, int B, const float *x,
+                   const float *dl, float *out);
+
 /* The variational lower bound on log p(v) of Salakhutdinov & Murray 2008,
  * without the top RBM's log Z: for each row of v (B, n_0), the mean over S
  * samples h ~ q(h1..h(n-1) | v) of

@@ -242,7 +242,7 @@ Try 'rbm-sample --help' for more information." ]
     run -1 --separate-stderr rbm-sample m.rbm v2.tz
     [ "$stderr" = "rbm-sample: input row 2: non-binary value for bernoulli units (--allow-real accepts values in [0, 1])" ]
     run -1 --separate-stderr rbm-sample d.rbm
-    [ "$stderr" = "rbm-sample: unsupported model type 'dbm'" ]
+    [ "$stderr" = "rbm-sample: d.rbm: corrupt model: dbm.layers must be 2 to 16" ]
     printf '1 0 1\n' | rows_of 3 u8 > m3.tz
     run -1 --separate-stderr rbm-sample --clamp-mask m3.tz m.rbm v2.tz
     [ "$stderr" = "rbm-sample: m3.tz: clamp mask has 3 columns, model expects 6" ]
