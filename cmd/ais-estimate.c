@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include "ais.h"
+#include "ais_bm.h"
 #include "cli.h"
 #include "gemm.h"
+#include "model.h"
 #include "rbm.h"
 
 #define BATCH 1024
@@ -26,15 +28,17 @@
 #define DEFAULT_SEED 1
 
 /* long-only options */
-enum { OPT_RUNS = 256, OPT_BETAS, OPT_BASE, OPT_EXACT, OPT_FORMAT };
+enum { OPT_RUNS = 256, OPT_BETAS, OPT_BASE, OPT_EXACT, OPT_FORMAT, OPT_SAMPLES,
+       OPT_MF_ITERS, OPT_MF_TOL };
 
 static void usage(void)
 {
     printf(
 "Usage: ais-estimate [OPTION]... MODEL [TEST]\n"
-"Estimate log Z of an RBM by annealed importance sampling (AIS) and, given\n"
-"a TEST stream ('-' = stdin), the average test log-probability, each with\n"
-"the interval log(mean(w) -/+ 3 std(w)/sqrt(runs)) of the importance weights.\n"
+"Estimate log Z of an RBM, a DBM, or a DBN's top RBM by annealed importance\n"
+"sampling (AIS) and, given a TEST stream ('-' = stdin), the average test\n"
+"log-probability (for a DBN or DBM, a lower bound on it), each with the\n"
+"interval log(mean(w) -/+ 3 std(w)/sqrt(runs)) of the importance weights.\n"
 "\n"
 "      --runs N          independent AIS runs (default %d)\n"
 "      --betas N|FILE    N annealing steps in the three-segment schedule\n"
@@ -46,6 +50,10 @@ static void usage(void)
 "                        D words (default: every length in TEST)\n"
 "      --exact           exact log Z by enumeration instead of AIS (a layer\n"
 "                        of at most 30 units)\n"
+"      --samples S       DBN: samples of the posterior per test row in the\n"
+"                        variational bound (default 10)\n"
+"      --mf-iters N      DBM: mean-field sweeps of the bound at most (default 50)\n"
+"      --mf-tol X        DBM: mean-field tolerance (default 1e-06)\n"
 "      --format FMT      text, tsv or json (default text)\n"
 "  -s, --seed N          random seed (default %d)\n"
 "  -j, --threads N       threads; 0 = every CPU (default 0)\n"
@@ -310,6 +318,292 @@ static void progress(double frac, void *arg)
         fprintf(stderr, "\r\033[K");
 }
 
+/* ---- deep models: DBN and DBM ------------------------------------------------ */
+
+typedef struct {
+    int runs, K, exact, threads, samples, mf_iters;
+    double mf_tol;
+    const double *beta;
+    const char *base_path, *test_path, *format, *model_path;
+    uint64_t seed;
+} deep_opts;
+
+/* Rows of a stream through a callback, BATCH at a time, checked against
+ * the layer. */
+typedef void (*rows_fn)(void *arg, int n, const float *v);
+
+static uint64_t each_batch(const char *path, const bm_layer *L0,
+                           int allow_real, rows_fn fn, void *arg)
+{
+    FILE *f = cli_open_in(path);
+    tz_reader *r = cli_reader(f, path);
+    uint64_t w = tz_record_elems(tz_reader_header(r));
+    if (w != (uint64_t)L0->n)
+        cli_die("%s: input has %llu columns, model expects %d", path,
+                (unsigned long long)w, L0->n);
+    if (tz_data_are_probabilities(tz_reader_header(r)))
+        allow_real = 1;
+    float *v = malloc((size_t)BATCH * L0->n * sizeof *v);
+    if (!v)
+        cli_die("out of memory");
+    uint64_t rows = 0;
+    long n;
+    while ((n = read_batch(r, path, v)) > 0) {
+        const char *msg = bm_layer_check(L0, (int)n, v, allow_real);
+        if (msg)
+            for (long b = 0; b < n; b++)
+                if ((msg = bm_layer_check(L0, 1, v + (size_t)b * L0->n,
+                                          allow_real)))
+                    cli_die("%s: row %llu: %s", path,
+                            (unsigned long long)(rows + b + 1), msg);
+        fn(arg, (int)n, v);
+        rows += (uint64_t)n;
+    }
+    tz_reader_free(r);
+    cli_close_in(f);
+    free(v);
+    return rows;
+}
+
+typedef struct {
+    const model *m;
+    int layer;               /* the layer whose means are summed */
+    double *sum;             /* (n_layer) */
+    dbn_work *w;
+    float *x[BM_MAX_LAYERS];
+} base_job;
+
+static void base_rows(void *arg, int n, const float *v)
+{
+    base_job *J = arg;
+    const float *src = v;
+    int width = model_layer(J->m, J->layer).n;
+    if (J->layer > 0) {
+        dbn_up(J->m->dbn, n, v, J->layer, J->x, NULL, J->w);
+        src = J->x[J->layer];
+    }
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < width; i++)
+            J->sum[i] += src[(size_t)b * width + i];
+}
+
+/* Base-rate biases (n) of `layer` (0, or a DBN's top-RBM visible layer,
+ * reached by the recognition up-pass) fitted to the stream at path. */
+static float *deep_base(const model *m, int layer, const char *path,
+                        const rbm *like)
+{
+    bm_layer L0 = model_layer(m, 0);
+    int width = model_layer(m, layer).n;
+    base_job J = {m, layer, calloc((size_t)width, sizeof(double)), NULL, {0}};
+    float *base = malloc((size_t)width * sizeof *base);
+    if (!J.sum || !base)
+        cli_die("out of memory");
+    if (layer > 0) {
+        J.w = dbn_work_new(m->dbn, BATCH);
+        for (int l = 1; l <= layer; l++)
+            if (!(J.x[l] = malloc((size_t)BATCH * model_layer(m, l).n *
+                                  sizeof(float))))
+                cli_die("out of memory");
+        if (!J.w)
+            cli_die("out of memory");
+    }
+    uint64_t rows = each_batch(path, &L0, 1, base_rows, &J);
+    if (rows == 0)
+        cli_die("%s: no rows to fit the base model", path);
+    ais_rbm_base_from_sums(like, J.sum, (double)rows, base);
+    for (int l = 0; l < BM_MAX_LAYERS; l++)
+        free(J.x[l]);
+    dbn_work_free(J.w);
+    free(J.sum);
+    return base;
+}
+
+typedef struct {
+    const model *m;
+    const deep_opts *o;
+    double sum;              /* of the bound without log Z */
+    rng_t rng;
+    dbn_work *w;
+    bm_state st;
+    bm_scratch *ws;
+    double *lp;
+} bound_job;
+
+static void bound_rows(void *arg, int n, const float *v)
+{
+    bound_job *J = arg;
+    if (J->m->kind == MODEL_DBN) {
+        if (dbn_lower_bound(J->m->dbn, n, v, J->o->samples, &J->rng, J->lp,
+                            J->w))
+            cli_die("the lower bound: out of memory");
+    } else {
+        const bm_net *net = J->m->net;
+        unsigned char clamp[BM_MAX_LAYERS] = {1};
+        bm_state_set(net, &J->st, 0, n, v);
+        bm_bottom_up(net, &J->st, 0, n, clamp, J->ws);
+        bm_meanfield(net, &J->st, 0, n, clamp, J->o->mf_iters,
+                     (float)J->o->mf_tol, 0, J->ws);
+        bm_log_pjoint(net, &J->st, 0, n, J->lp, J->ws);
+        for (int l = 1; l < net->nl; l++)
+            if (bm_layer_add_entropy(&net->L[l], n, J->st.x[l], J->lp))
+                cli_die("the mean-field bound needs bernoulli or softmax "
+                        "hidden layers");
+    }
+    for (int b = 0; b < n; b++)
+        J->sum += J->lp[b];
+}
+
+static int deep_main(model *m, const deep_opts *o)
+{
+    int dbm = m->kind == MODEL_DBM;
+    for (int l = 0; l < model_layers(m); l++)
+        if (model_layer(m, l).unit == BM_REPSOFTMAX)
+            cli_die("%s: ais-estimate does not yet handle a deep model with "
+                    "replicated-softmax units", o->model_path);
+    if (!dbm && (m->dbn->r[m->dbn->n - 1]->hid != RBM_BERNOULLI))
+        cli_die("%s: the top RBM needs bernoulli hidden units",
+                o->model_path);
+    /* log Z: the DBM's, or the DBN's top RBM's */
+    double logz, low, high, ess = NAN, states = 0;
+    const rbm *top = dbm ? NULL : m->dbn->r[m->dbn->n - 1];
+    if (!dbm) {
+        const char *why = ais_rbm_check(top);
+        if (why)
+            cli_die("%s: cannot estimate the top RBM: %s", o->model_path, why);
+    }
+    if (o->exact) {
+        int e;
+        if (dbm) {
+            e = bm_exact_logz(m->net, 1, &logz);
+            bm_enum_color(m->net, &states);
+        } else {
+            char layer;
+            e = ais_rbm_exact_logz(top, 1, o->threads, &logz, &states, &layer);
+        }
+        if (e == BM_E_TOOBIG || e == AIS_E_TOOBIG)
+            cli_die("exact log Z: too many states to enumerate; use AIS");
+        if (e)
+            cli_die("exact log Z: %s", dbm ? bm_strerror(e) : ais_strerror(e));
+        low = high = logz;
+    } else {
+        float *base = NULL;
+        ais_target *t;
+        if (dbm) {
+            const float *bases[BM_MAX_LAYERS] = {0};
+            if (o->base_path) {
+                rbm *like = rbm_new(m->net->L[0].n, 1, m->net->L[0].unit,
+                                    RBM_BERNOULLI);
+                if (!like)
+                    cli_die("out of memory");
+                like->softmax_group = m->net->L[0].group;
+                base = deep_base(m, 0, o->base_path, like);
+                rbm_free(like);
+                bases[0] = base;
+            }
+            t = ais_bm_target(m->net, bases, 1, -1);
+        } else {
+            if (o->base_path)
+                base = deep_base(m, m->dbn->n - 1, o->base_path, top);
+            t = ais_rbm_target(top, base, 1);
+        }
+        if (!t)
+            cli_die("out of memory");
+        double *logw = malloc((size_t)o->runs * sizeof *logw);
+        if (!logw)
+            cli_die("out of memory");
+        int e = ais_run(t, o->beta, o->K, o->runs, o->seed, o->threads, logw,
+                        cli_progress_enabled() ? progress : NULL, "AIS:");
+        if (e)
+            cli_die("AIS: %s", ais_strerror(e));
+        ais_estimate est;
+        if (ais_estimate_from(logw, o->runs, t->log_z0, &est))
+            cli_die("AIS: the importance weights are not finite");
+        logz = est.logz;
+        low = est.logz_low;
+        high = est.logz_high;
+        ess = exp(est.log_ess);
+        ais_target_free(t);
+        free(logw);
+        free(base);
+    }
+    /* the test bound */
+    uint64_t rows = 0;
+    double bound = NAN, blow = NAN, bhigh = NAN;
+    if (o->test_path) {
+        gemm_init(o->threads);
+        bound_job J = {m, o, 0, {{0}}, NULL, {0}, NULL, NULL};
+        rng_seed(&J.rng, o->seed ^ 0x5bd1e995u);
+        J.lp = malloc(BATCH * sizeof *J.lp);
+        if (!J.lp)
+            cli_die("out of memory");
+        if (dbm) {
+            if (bm_state_alloc(m->net, &J.st, BATCH) ||
+                !(J.ws = bm_scratch_new(m->net, BATCH)))
+                cli_die("out of memory");
+        } else if (!(J.w = dbn_work_new(m->dbn, BATCH))) {
+            cli_die("out of memory");
+        }
+        bm_layer L0 = model_layer(m, 0);
+        rows = each_batch(o->test_path, &L0, L0.unit == BM_GAUSSIAN,
+                          bound_rows, &J);
+        if (rows == 0)
+            cli_die("%s: no test rows", o->test_path);
+        double mean = J.sum / (double)rows;
+        bound = mean - logz;
+        blow = mean - high;
+        bhigh = isinf(low) ? INFINITY : mean - low;
+        bm_state_free(&J.st);
+        bm_scratch_free(J.ws);
+        dbn_work_free(J.w);
+        free(J.lp);
+    }
+    const char *method = o->exact ? "exact" : "ais";
+    const char *kind = model_kind_name(m->kind);
+    const char *how = dbm ? "mean-field bound" : "variational bound";
+    if (strcmp(o->format, "json") == 0) {
+        printf("{\n  \"method\": \"%s\",\n  \"model\": \"%s\",\n", method, kind);
+        json_num("logz", logz, 1);
+        json_num("logz_low", low, 1);
+        json_num("logz_high", high, 1);
+        printf("  \"runs\": %d,\n  \"betas\": %d,\n", o->exact ? 0 : o->runs,
+               o->exact ? 0 : o->K);
+        if (!o->exact)
+            json_num("ess", ess, 1);
+        printf("  \"test_rows\": %llu", (unsigned long long)rows);
+        if (o->test_path) {
+            printf(",\n  \"bound\": \"%s\",\n", dbm ? "mean-field" : "variational");
+            json_num("test_logprob_bound", bound, 1);
+            json_num("test_logprob_bound_low", blow, 1);
+            json_num("test_logprob_bound_high", bhigh, 0);
+        } else {
+            printf("\n");
+        }
+        printf("}\n");
+    } else if (strcmp(o->format, "tsv") == 0) {
+        char a[32], b[32], c2[32], d[32], e[32], f[32];
+        printf("method\tmodel\tlogz\tlogz_low\tlogz_high\truns\tbetas\trows\t"
+               "test_logprob_bound\ttest_logprob_bound_low\t"
+               "test_logprob_bound_high\n");
+        printf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%llu\t%s\t%s\t%s\n", method, kind,
+               fmt_num(a, logz), fmt_num(b, low), fmt_num(c2, high),
+               o->exact ? 0 : o->runs, o->exact ? 0 : o->K,
+               (unsigned long long)rows, fmt_num(d, bound), fmt_num(e, blow),
+               fmt_num(f, bhigh));
+    } else {
+        const char *what = dbm ? "log Z" : "log Z (top RBM)";
+        if (o->exact)
+            printf("%s = %.4f (exact, %.0f states)\n", what, logz, states);
+        else
+            printf("%s = %.4f [%.4f, %.4f] (AIS, %d runs, %d betas)\n", what,
+                   logz, low, high, o->runs, o->K);
+        if (o->test_path)
+            printf("test log p(v) >= %.4f [%.4f, %.4f] nats over %llu rows "
+                   "(%s)\n", bound, blow, bhigh, (unsigned long long)rows, how);
+    }
+    cli_close_stdout();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_init(argc, argv, "ais-estimate");
@@ -320,6 +614,9 @@ int main(int argc, char **argv)
         {"length", required_argument, NULL, 'D'},
         {"exact", no_argument, NULL, OPT_EXACT},
         {"format", required_argument, NULL, OPT_FORMAT},
+        {"samples", required_argument, NULL, OPT_SAMPLES},
+        {"mf-iters", required_argument, NULL, OPT_MF_ITERS},
+        {"mf-tol", required_argument, NULL, OPT_MF_TOL},
         {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
@@ -330,6 +627,8 @@ int main(int argc, char **argv)
     long length = 0;
     const char *betas_file = NULL, *base_path = NULL, *format = "text";
     uint64_t seed = DEFAULT_SEED;
+    int samples = 10, mf_iters = 50;
+    double mf_tol = 1e-6;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":D:s:j:qh", longopts, NULL)) != -1) {
@@ -353,6 +652,9 @@ int main(int argc, char **argv)
                                 optarg);
             format = optarg;
             break;
+        case OPT_SAMPLES: samples = (int)cli_long(optarg, 1, 1000000, "sample count"); break;
+        case OPT_MF_ITERS: mf_iters = (int)cli_long(optarg, 1, 100000, "mean-field iterations"); break;
+        case OPT_MF_TOL: mf_tol = cli_double(optarg, 0, 1, "mean-field tolerance"); break;
         case 's': seed = cli_u64(optarg, "seed"); break;
         case 'j': threads = (int)cli_long(optarg, 0, 256, "thread count"); break;
         case 'q': cli_quiet = 1; break;
@@ -378,24 +680,28 @@ int main(int argc, char **argv)
             cli_die("out of memory");
     }
 
-    tz_model *mf = cli_load_model(model_path);
-    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
-    if (!type)
-        cli_die("%s: not a model file (no model.type attribute)", model_path);
-    if (strcmp(type, "rbm") != 0)
-        cli_die("%s: unsupported model type '%s' (ais-estimate handles rbm)",
-                model_path, type);
-    char err[300];
-    rbm *m = rbm_from_model(mf, err, sizeof err);
-    if (!m)
-        cli_die("%s: %s", model_path, err);
+    char err[400];
+    model *md = model_load(model_path, err, sizeof err);
+    if (!md)
+        cli_die("%s", err);
+    if (md->kind != MODEL_RBM) {
+        if (length)
+            cli_usage_error("--length applies to replicated softmax RBMs only");
+        deep_opts dopts = {runs, K, exact, threads, samples, mf_iters, mf_tol,
+                           beta, base_path, test_path, format, model_path,
+                           seed};
+        int rc = deep_main(md, &dopts);
+        model_free(md);
+        free(beta);
+        return rc;
+    }
+    rbm *m = md->rbm;
     const char *why = ais_rbm_check(m);
     if (why)
         cli_die("%s: cannot estimate this model: %s", model_path, why);
     int rsm = m->vis == RBM_REPSOFTMAX;
     if ((length && !rsm) || (rsm && !length && !test_path)) {
-        rbm_free(m);
-        tz_model_free(mf);
+        model_free(md);
         free(beta);
         if (!rsm)
             cli_usage_error("--length applies to replicated softmax models only");
@@ -592,7 +898,6 @@ int main(int argc, char **argv)
     free(beta);
     free(base);
     free(ps.p);
-    rbm_free(m);
-    tz_model_free(mf);
+    model_free(md);
     return 0;
 }
