@@ -382,6 +382,9 @@ int main(int argc, char **argv)
         cli_usage_error("--softmax-group needs --visible softmax");
     if (o.learn_sigma && o.vis != RBM_GAUSSIAN)
         cli_usage_error("--learn-sigma needs --visible gaussian");
+    if (o.valid && (o.dbm_bottom || o.dbm_top))
+        cli_usage_error("--valid: a DBM pretraining layer (--dbm-bottom, "
+                        "--dbm-top) has no free energy of its own");
     if (o.lr < 0)
         o.lr = o.vis == RBM_GAUSSIAN ? 0.01 : o.vis == RBM_REPSOFTMAX ? 0.001 : 0.1;
     if (o.emit)
