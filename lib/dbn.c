@@ -236,7 +236,8 @@ struct dbn_work {
     float *t, *u;        /* (B, max n) */
     float *d;            /* (B) document lengths of layer 0 */
     double *cdf;         /* (max n) */
-    double *acc;         /* (B) */
+    double *acc, *neg;   /* (B) */
+    double *top;         /* (B) */
 };
 
 void dbn_work_free(dbn_work *w)
@@ -254,6 +255,8 @@ void dbn_work_free(dbn_work *w)
     free(w->d);
     free(w->cdf);
     free(w->acc);
+    free(w->neg);
+    free(w->top);
     free(w);
 }
 
@@ -280,7 +283,10 @@ dbn_work *dbn_work_new(const dbn *d, int B)
     w->d = malloc((size_t)B * sizeof(float));
     w->cdf = malloc((size_t)mx * sizeof(double));
     w->acc = malloc((size_t)B * sizeof(double));
-    if (bad || !w->t || !w->u || !w->d || !w->cdf || !w->acc) {
+    w->neg = malloc((size_t)B * sizeof(double));
+    w->top = malloc((size_t)B * sizeof(double));
+    if (bad || !w->t || !w->u || !w->d || !w->cdf || !w->acc || !w->neg ||
+        !w->top) {
         dbn_work_free(w);
         return NULL;
     }
@@ -338,10 +344,11 @@ void dbn_down(const dbn *d, int B, int from, float *const *x, int means,
     }
 }
 
-/* acc[b] += log p(x_b | input) of layer L: own + s(x)'input - logpart. */
+/* acc[b] += log p(x_b | input) of layer L: own + s(x)'input - logpart;
+ * tmp (B, n) and neg (B) are scratch. */
 static void add_loglik(const bm_layer *L, int B, const float *x,
                        const float *input, const float *d, double *acc,
-                       float *tmp)
+                       float *tmp, double *neg)
 {
     size_t n = (size_t)L->n;
     bm_layer_scale(L, B, x, tmp);
@@ -352,18 +359,11 @@ static void add_loglik(const bm_layer *L, int B, const float *x,
         acc[b] += s;
     }
     bm_layer_add_own(L, B, x, d, acc);
-    double *neg = malloc((size_t)B * sizeof *neg);
-    if (!neg) {
-        for (int b = 0; b < B; b++)
-            acc[b] = NAN;
-        return;
-    }
     for (int b = 0; b < B; b++)
         neg[b] = 0;
     bm_layer_add_logpart(L, B, input, d, neg);
     for (int b = 0; b < B; b++)
         acc[b] -= neg[b];
-    free(neg);
 }
 
 int dbn_lower_bound(const dbn *d, int B, const float *v, int S, rng_t *rng,
@@ -378,9 +378,7 @@ int dbn_lower_bound(const dbn *d, int B, const float *v, int S, rng_t *rng,
     x[0] = (float *)v;
     for (int l = 1; l <= n; l++)
         x[l] = w->a[l];
-    double *top = malloc((size_t)B * sizeof *top);
-    if (!top)
-        return BM_E_NOMEM;
+    double *top = w->top;
     for (int s = 0; s < S; s++) {
         for (int b = 0; b < B; b++)
             w->acc[b] = 0;
@@ -390,10 +388,8 @@ int dbn_lower_bound(const dbn *d, int B, const float *v, int S, rng_t *rng,
             const rbm *m = d->r[l - 1];
             rbm_hidden_probs(m, B, below, w->p[l]);
             bm_layer H = rbm_hidden_layer(m);
-            if (bm_layer_add_entropy(&H, B, w->p[l], w->acc)) {
-                free(top);
+            if (bm_layer_add_entropy(&H, B, w->p[l], w->acc))
                 return BM_E_UNSUPPORTED;
-            }
             rbm_sample_hidden(m, B, w->p[l], x[l], rng);
             below = x[l];
         }
@@ -408,18 +404,14 @@ int dbn_lower_bound(const dbn *d, int B, const float *v, int S, rng_t *rng,
             }
             gemm_f32(GEMM_NOTRANS, GEMM_TRANS, B, m->nv, m->nh, 1.0f,
                      x[k + 1], m->nh, gen_w(d, k), m->nh, 0.0f, w->t, m->nv);
-            add_loglik(&L, B, x[k], w->t, dl, w->acc, w->u);
+            add_loglik(&L, B, x[k], w->t, dl, w->acc, w->u, w->neg);
         }
         /* the top RBM with its hidden layer summed out */
-        int e = ais_rbm_log_pstar(d->r[n - 1], B, x[n - 1], top);
-        if (e) {
-            free(top);
+        if (ais_rbm_log_pstar(d->r[n - 1], B, x[n - 1], top))
             return BM_E_NOMEM;
-        }
         for (int b = 0; b < B; b++)
             lb[b] += (w->acc[b] + top[b]) / S;
     }
-    free(top);
     return 0;
 }
 
