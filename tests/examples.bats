@@ -51,3 +51,28 @@ png_size() {   # width and height from a PNG's IHDR
     rbm-sample l1.rbm -n 4 --steps 10 | tensor tile > samples.png
     [ -s samples.png ]
 }
+
+@test "examples/mnist-dbm at a small size: DBM and DBN bounds, samples, completions" {
+    mnist="$TOP/../shared/data/mnist"
+    [ -r "$mnist/train-images-idx3-ubyte.gz" ] || skip "MNIST not found at $mnist"
+    run make --no-print-directory -C "$TOP/examples/mnist-dbm" OUT="$BATS_TEST_TMPDIR/m" \
+        MNIST="$mnist" ROWS=2000 TEST_ROWS=300 H1=100 H2=200 H2DBN=200 \
+        E1=3 E2=3 E3=3 EDBN=3 BETAS=1000 RUNS=20 all
+    [ "$status" -eq 0 ]
+    # the bounds: plausible log-probabilities of binary digits in nats
+    for f in dbm-eval dbn-eval; do
+        grep -E '^log Z' "m/$f.txt"
+        b=$(sed -n 's/^test log p(v) >= \(-[0-9.]*\) .*/\1/p' "m/$f.txt")
+        awk -v x="$b" 'BEGIN {exit !(x < -60 && x > -250)}'
+    done
+    grep -q 'mean-field bound' m/dbm-eval.txt
+    grep -q 'variational bound' m/dbn-eval.txt
+    # the DBM was trained jointly for 3 epochs on the composed model
+    run tensor info m/dbm.dbm
+    [[ "$output" == *'model.type = "dbm"'* ]]
+    [[ "$output" == *"train.epochs = 3"* ]]
+    [ "$(wc -l < m/logs/dbm.tsv)" -eq 4 ]
+    for p in dbm-samples dbn-samples dbm-halves; do
+        [ "$(head -c 8 m/$p.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
+    done
+}
