@@ -709,6 +709,11 @@ int main(int argc, char **argv)
         start_epoch = (long)tz_attr_get_i(&m->mf->meta, "ckpt.epoch", 0);
         start_batch = (long)tz_attr_get_i(&m->mf->meta, "ckpt.batch", 0);
         recon_sum = tz_attr_get_f(&m->mf->meta, "ckpt.recon_sum", 0);
+        if (start_epoch > o.epochs ||
+            (start_epoch == o.epochs && start_batch > 0))
+            cli_die("%s: the checkpoint is past epoch %ld already (epoch %ld, "
+                    "batch %ld); ask for at least -e %ld", ckpt, o.epochs,
+                    start_epoch + 1, start_batch, start_epoch + 1);
         cf = m->mf;
         m->mf = NULL;
         model_free(m);
