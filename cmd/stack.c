@@ -619,13 +619,16 @@ int main(int argc, char **argv)
     rng_t tune_rng;
     if (o.nmodels == 1) {
         model *m = open_model(o.models[0]);
+        if (o.dbm && m->kind == MODEL_RBM)
+            cli_die("%s: one RBM; a DBM needs at least two (or one DBM to "
+                    "train further)", o.models[0]);
         if (o.dbm && m->kind != MODEL_DBM)
-            cli_die("%s: a %s; --dbm composes RBMs or continues a dbm",
-                    o.models[0], model_kind_name(m->kind));
+            cli_die("%s: a DBN; --dbm composes RBMs or trains a DBM further",
+                    o.models[0]);
+        if (!o.dbm && m->kind == MODEL_RBM)
+            cli_die("%s: one RBM; a DBN needs at least two", o.models[0]);
         if (!o.dbm && m->kind != MODEL_DBN)
-            cli_die("%s: a %s; %s", o.models[0], model_kind_name(m->kind),
-                    m->kind == MODEL_DBM ? "a DBM trains with --dbm"
-                                         : "a DBN needs at least two RBMs");
+            cli_die("%s: a DBM; a DBM trains with --dbm", o.models[0]);
         s.net = m->net;
         s.d = m->dbn;
         m->net = NULL;

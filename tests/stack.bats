@@ -128,19 +128,21 @@ load helpers/deep
     stack --dbm -o dbm.dbm b1.rbm b2.rbm
     stack -o dbn.dbn l1.rbm l2.rbm
     run -1 --separate-stderr stack -o x.dbn dbm.dbm
-    [ "$stderr" = "stack: dbm.dbm: a dbm; a DBM trains with --dbm" ]
+    [ "$stderr" = "stack: dbm.dbm: a DBM; a DBM trains with --dbm" ]
     run -1 --separate-stderr stack --fine-tune -e 1 -o x.dbn dbm.dbm d500.tz
-    [ "$stderr" = "stack: dbm.dbm: a dbm; a DBM trains with --dbm" ]
+    [ "$stderr" = "stack: dbm.dbm: a DBM; a DBM trains with --dbm" ]
     run -1 --separate-stderr stack --dbm -o x.dbm dbn.dbn
-    [ "$stderr" = "stack: dbn.dbn: a dbn; --dbm composes RBMs or continues a dbm" ]
+    [ "$stderr" = "stack: dbn.dbn: a DBN; --dbm composes RBMs or trains a DBM further" ]
     run -1 --separate-stderr stack --dbm -e 1 -o x.dbm dbn.dbn d500.tz
-    [ "$stderr" = "stack: dbn.dbn: a dbn; --dbm composes RBMs or continues a dbm" ]
+    [ "$stderr" = "stack: dbn.dbn: a DBN; --dbm composes RBMs or trains a DBM further" ]
     # a model among RBMs
     run -1 --separate-stderr stack -o x.dbn dbn.dbn l2.rbm
     [ "$stderr" = "stack: dbn.dbn: a dbn, not an rbm: give either RBMs or one model" ]
     # one RBM alone
     run -1 --separate-stderr stack -o x.dbn l1.rbm
-    [ "$stderr" = "stack: l1.rbm: a rbm; a DBN needs at least two RBMs" ]
+    [ "$stderr" = "stack: l1.rbm: one RBM; a DBN needs at least two" ]
+    run -1 --separate-stderr stack --dbm -o x.dbm b1.rbm
+    [ "$stderr" = "stack: b1.rbm: one RBM; a DBM needs at least two (or one DBM to train further)" ]
     [ ! -e x.dbn ]
     [ ! -e x.dbm ]
 }
