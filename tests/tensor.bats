@@ -378,8 +378,8 @@ EOF
     tensor shuffle --seed 42 < n.tz > s2.tz
     cmp s1.tz s2.tz
     tensor shuffle -s 43 n.tz > s3.tz
-    ! cmp -s <(tensor export csv s1.tz) <(tensor export csv s3.tz)
-    ! cmp -s <(tensor export csv s1.tz) <(tensor export csv n.tz)
+    run ! cmp -s <(tensor export csv s1.tz) <(tensor export csv s3.tz)
+    run ! cmp -s <(tensor export csv s1.tz) <(tensor export csv n.tz)
     cmp <(tensor export csv s1.tz | sort) <(tensor export csv n.tz | sort)
     # default seed is 1
     cmp <(tensor shuffle n.tz) <(tensor shuffle -s 1 n.tz)
@@ -525,7 +525,7 @@ assert all(abs(a - b) < 1e-6 for a, b in zip(v, want)), v' "$output"
     tensor binarize --stochastic --seed 5 < p.tz > b2.tz
     cmp b1.tz b2.tz
     tensor binarize --stochastic -s 6 p.tz > b3.tz
-    ! cmp -s b1.tz b3.tz
+    run ! cmp -s b1.tz b3.tz
     tensor export csv b1.tz | python3 -c '
 import sys
 v = [int(x) for l in sys.stdin for x in l.strip().split(",")]
