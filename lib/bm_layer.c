@@ -100,19 +100,23 @@ void bm_layer_mean(const bm_layer *L, int B, float *x, const float *d)
             vm_row_sigmoid(p, L->bias, s, n);
             break;
         case BM_GAUSSIAN:
+            /* own(v) has no multiplier: the mean is c + sigma x */
             if (L->sigma)
                 for (int i = 0; i < n; i++)
-                    p[i] = s * L->bias[i] + L->sigma[i] * p[i];
+                    p[i] = L->bias[i] + L->sigma[i] * p[i];
             else
                 for (int i = 0; i < n; i++)
-                    p[i] += s * L->bias[i];
+                    p[i] += L->bias[i];
             break;
         case BM_REPSOFTMAX:
         case BM_SOFTMAX: {
             int K = L->group;
             float D = L->unit == BM_REPSOFTMAX ? s : 1.0f;
+            /* softmax: own(v) = d c'v, so the bias is scaled by d;
+             * replicated softmax: d is the length, the bias is not */
+            float bs = L->unit == BM_SOFTMAX ? s : 1.0f;
             for (int i = 0; i < n; i++)
-                p[i] += L->bias[i];
+                p[i] += bs * L->bias[i];
             for (int g = 0; g < n; g += K) {
                 float mx = p[g];
                 for (int i = 1; i < K; i++)
@@ -261,9 +265,10 @@ void bm_layer_add_logpart(const bm_layer *L, int B, const float *x,
                 f += vm_softplus((double)xr[i] + s * c[i]);
             break;
         case BM_GAUSSIAN:
+            /* own(v) has no multiplier (as in bm_layer_mean) */
             for (int i = 0; i < n; i++) {
                 double sg = L->sigma ? L->sigma[i] : 1.0, xi = xr[i];
-                f += half_log_2pi + log(sg) + s * c[i] * xi / sg +
+                f += half_log_2pi + log(sg) + c[i] * xi / sg +
                      0.5 * xi * xi;
             }
             break;
@@ -271,13 +276,14 @@ void bm_layer_add_logpart(const bm_layer *L, int B, const float *x,
         case BM_SOFTMAX: {
             int K = L->group;
             double D = L->unit == BM_REPSOFTMAX ? s : 1.0;
+            double bs = L->unit == BM_SOFTMAX ? s : 1.0;   /* d c for softmax */
             for (int g = 0; g < n; g += K) {
                 double mx = -INFINITY, e = 0;
                 for (int i = 0; i < K; i++)
-                    if ((double)xr[g + i] + c[g + i] > mx)
-                        mx = (double)xr[g + i] + c[g + i];
+                    if ((double)xr[g + i] + bs * c[g + i] > mx)
+                        mx = (double)xr[g + i] + bs * c[g + i];
                 for (int i = 0; i < K; i++)
-                    e += exp((double)xr[g + i] + c[g + i] - mx);
+                    e += exp((double)xr[g + i] + bs * c[g + i] - mx);
                 f += D * (mx + log(e));
             }
             break;

@@ -21,13 +21,13 @@
  *
  * Given the input x (B, n) the conditional distribution of the layer is
  * independent across units (or groups), with
- *   mean        bernoulli s(x + d c); gaussian c + sigma x; softmax
- *               softmax(x + c) within each group; replicated softmax
+ *   mean        bernoulli s(x + d c); gaussian c + sigma x (no d); softmax
+ *               softmax(x + d c) within each group; replicated softmax
  *               D softmax(x + c) over the vocabulary
  *   log-partition  log sum_v exp(own(v) + s(v)'x) summed over the layer:
  *               bernoulli sum softplus(x + d c); gaussian
  *               sum [log(sqrt(2 pi) sigma) + c x / sigma + x^2 / 2];
- *               softmax sum over groups of logsumexp(x + c); replicated
+ *               softmax sum over groups of logsumexp(x + d c); replicated
  *               softmax D logsumexp(x + c) (the D words as a sequence).
  *
  * Layout: a batch is row-major (B, n).  A layer does not own its arrays
