@@ -143,36 +143,11 @@ static void chain_rng(sampler *s, uint64_t chain, rng_t *out)
 
 /* A random start for chain b (rng already set): uniform 0/1 (bernoulli),
  * c + sigma N(0,1) (gaussian), a uniform category per group (softmax),
- * D uniformly drawn words (replicated softmax). */
+ * D uniformly drawn words (replicated softmax): bm_layer_random. */
 static void random_start(sampler *s, int b, float length)
 {
-    rbm *m = s->m;
-    int V = m->nv;
-    float *v = s->v + (size_t)b * V;
-    rng_t *g = &s->rng[b];
-    switch (m->vis) {
-    case RBM_BERNOULLI:
-        for (int i = 0; i < V; i++)
-            v[i] = (float)(rng_next(g) >> 63);
-        break;
-    case RBM_GAUSSIAN:
-        for (int i = 0; i < V; i++)
-            v[i] = m->vbias[i] + (m->sigma ? m->sigma[i] : 1.0f) *
-                                     (float)rng_normal(g);
-        break;
-    case RBM_SOFTMAX: {
-        int K = m->softmax_group;
-        memset(v, 0, (size_t)V * sizeof *v);
-        for (int i = 0; i < V; i += K)
-            v[i + (int)rng_below(g, (uint64_t)K)] = 1;
-        break;
-    }
-    case RBM_REPSOFTMAX:
-        memset(v, 0, (size_t)V * sizeof *v);
-        for (long k = 0; k < (long)length; k++)
-            v[rng_below(g, (uint64_t)V)] += 1;
-        break;
-    }
+    bm_layer L = rbm_visible_layer(s->m);
+    bm_layer_random(&L, s->v + (size_t)b * L.n, (long)length, &s->rng[b]);
 }
 
 static void apply_clamp(const sampler *s, int B, float *x)

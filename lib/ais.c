@@ -44,6 +44,11 @@
  *         v_i ~ Normal(m_i + beta sigma_i a (Wh)_i, sigma_i^2),
  *     i.e. the same "mixed mean" as the other types with sigma scaling.
  *
+ * The per-type pieces - g(v), log Z_A, log p*, the base rates, the draws
+ * of gaussian, softmax and replicated-softmax visible units, the exact
+ * sums - are bm_layer.h's, on views of the model's layers; what stays
+ * here is what annealing alone needs (the affine term, the kernels below).
+ *
  * Each of the B runs a thread owns is one row, so a step is one product
  * (B,V)x(V,H+1) for x and the affine term and one (B,H)x(H,V) back.  The
  * per-element work (two softplus, a sigmoid and a Bernoulli draw per hidden
@@ -439,22 +444,6 @@ static void vis_row(int n, const float *z, const float *c, const float *u,
 
 /* ---- RBM helpers ------------------------------------------------------- */
 
-static double softplus_d(double x)
-{
-    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
-static double logsumexp_f(const float *x, int n)
-{
-    double mx = -INFINITY, s = 0;
-    for (int i = 0; i < n; i++)
-        if (x[i] > mx)
-            mx = x[i];
-    for (int i = 0; i < n; i++)
-        s += exp(x[i] - mx);
-    return mx + log(s);
-}
-
 const char *ais_rbm_check(const rbm *m)
 {
     if (!m)
@@ -477,7 +466,8 @@ const char *ais_rbm_check(const rbm *m)
 
 int ais_rbm_log_pstar(const rbm *m, int B, const float *v, double *lp)
 {
-    const int V = m->nv, H = m->nh, CH = 256;
+    enum { CH = 256 };
+    const int V = m->nv, H = m->nh;
     float *x = malloc((size_t)CH * (H ? H : 1) * sizeof *x);
     float *s = m->vis == RBM_GAUSSIAN ? malloc((size_t)CH * V * sizeof *s) : NULL;
     if (!x || (m->vis == RBM_GAUSSIAN && !s)) {
@@ -485,38 +475,26 @@ int ais_rbm_log_pstar(const rbm *m, int B, const float *v, double *lp)
         free(s);
         return AIS_E_NOMEM;
     }
+    bm_layer Lv = rbm_visible_layer(m), Lh = rbm_hidden_layer(m);
     for (int r0 = 0; r0 < B; r0 += CH) {
         int n = B - r0 < CH ? B - r0 : CH;
-        const float *in = v + (size_t)r0 * V;
+        const float *rows = v + (size_t)r0 * V, *in = rows;
         if (s) {
-            for (int b = 0; b < n; b++)
-                for (int i = 0; i < V; i++)
-                    s[(size_t)b * V + i] = in[(size_t)b * V + i] / m->sigma[i];
+            bm_layer_scale(&Lv, n, rows, s);
             in = s;
         }
         gemm_f32(GEMM_NOTRANS, GEMM_NOTRANS, n, H, V, m->up_scale, in, V,
                  m->W, H, 0.0f, x, H);
-        for (int b = 0; b < n; b++) {
-            const float *row = v + (size_t)(r0 + b) * V;
-            double g = 0, D = 1;
-            if (m->vis == RBM_GAUSSIAN) {
-                for (int i = 0; i < V; i++) {
-                    double d = ((double)row[i] - m->vbias[i]) / m->sigma[i];
-                    g -= 0.5 * d * d;
-                }
-            } else {
-                D = 0;
-                for (int i = 0; i < V; i++) {
-                    g += (double)m->vbias[i] * row[i];
-                    D += row[i];
-                }
-                if (m->vis != RBM_REPSOFTMAX)
-                    D = 1;
-            }
-            for (int j = 0; j < H; j++)
-                g += softplus_d((double)x[(size_t)b * H + j] + D * m->hbias[j]);
-            lp[r0 + b] = g;
-        }
+        /* g(v) (the visible layer's own term), then the hidden units
+         * summed out, their bias times D added in double, in one sum */
+        float D[CH];
+        if (m->vis == RBM_REPSOFTMAX)
+            bm_layer_doclen(&Lv, n, rows, D);
+        for (int b = 0; b < n; b++)
+            lp[r0 + b] = 0;
+        bm_layer_add_own(&Lv, n, rows, NULL, lp + r0);
+        bm_layer_acc_logpart(&Lh, n, x, m->vis == RBM_REPSOFTMAX ? D : NULL,
+                             lp + r0);
     }
     free(x);
     free(s);
@@ -526,39 +504,16 @@ int ais_rbm_log_pstar(const rbm *m, int B, const float *v, double *lp)
 int ais_rbm_base_from_sums(const rbm *m, const double *colsum, double n,
                            float *base)
 {
-    const int V = m->nv;
-    if (!(n > 0))
-        return AIS_E_ARG;
-    if (m->vis == RBM_BERNOULLI) {
-        for (int i = 0; i < V; i++)
-            base[i] = (float)log((colsum[i] + 1) / (n - colsum[i] + 1));
-    } else if (m->vis == RBM_GAUSSIAN) {
-        for (int i = 0; i < V; i++)
-            base[i] = (float)(colsum[i] / n);
-    } else if (m->vis == RBM_SOFTMAX) {
-        int K = m->softmax_group;
-        for (int g = 0; g < V; g += K) {
-            double tot = 0;
-            for (int k = 0; k < K; k++)
-                tot += colsum[g + k];
-            for (int k = 0; k < K; k++)
-                base[g + k] = (float)log((colsum[g + k] + 1) / (tot + K));
-        }
-    } else {
-        double tot = 0;
-        for (int i = 0; i < V; i++)
-            tot += colsum[i];
-        for (int i = 0; i < V; i++)
-            base[i] = (float)log((colsum[i] + 1) / (tot + V));
-    }
-    return 0;
+    bm_layer L = rbm_visible_layer(m);
+    L.bias = base;
+    return bm_layer_base_bias(&L, colsum, n) ? AIS_E_ARG : 0;
 }
 
 /* ---- the RBM annealing target ------------------------------------------ */
 
 typedef struct {
     int V, H, Hh, L;      /* H rounded up to 8 = Hh; L = Hh + 8 columns */
-    int vis, K, D;        /* unit type, softmax group, document length */
+    int vis, D;           /* visible unit type, document length */
     float *Wp;            /* (V, L): columns [0,H) a W, [H,Hh) 0, column Hh
                              the affine term's slope (times sigma for
                              gaussian), the rest 0 */
@@ -566,21 +521,23 @@ typedef struct {
     float *cA, *cB;       /* (V) base and model visible biases */
     float *sigma, *isig;  /* (V) gaussian only */
     double g0;            /* the affine term's constant */
+    bm_layer vl;          /* the visible layer (sigma); its bias is given
+                             at each draw */
 } rbm_target;
 
 /* Scratch layout for B runs (floats): s (B,V) gaussian input, x (B,L),
- * h (B,Hh), z (B,V), u (max(Hh,V)), mb (V); doubles: cdf (V). */
+ * h (B,Hh), z (B,V), mb (V), dl (B), u (max(Hh,V)); doubles: cdf (V). */
 static size_t rbm_scratch_bytes(const ais_target *t, int B)
 {
     const rbm_target *r = t->ctx;
     size_t U = (size_t)(r->Hh > r->V ? r->Hh : r->V);
     size_t nf = (size_t)B * r->V * 2 + (size_t)B * r->L + (size_t)B * r->Hh +
-                U + (size_t)r->V;
+                U + (size_t)r->V + (size_t)B;
     return nf * sizeof(float) + (size_t)r->V * sizeof(double) + 64;
 }
 
 typedef struct {
-    float *s, *x, *h, *z, *u, *mb;
+    float *s, *x, *h, *z, *u, *mb, *dl;
     double *cdf;
 } rbm_scratch;
 
@@ -594,85 +551,31 @@ static rbm_scratch rbm_scratch_map(const rbm_target *r, int B, void *p)
     s.h = f; f += (size_t)B * r->Hh;
     s.z = f; f += (size_t)B * r->V;
     s.mb = f; f += r->V;
+    s.dl = f; f += B;
     s.u = f;
     return s;
 }
 
-/* z (n) <- standard normal draws, two per Box-Muller pair. */
-static void fill_normal(rng_t *g, float *z, int n)
-{
-    for (int i = 0; i < n; i += 2) {
-        double u1 = rng_uniform_d(g), u2 = rng_uniform_d(g);
-        double rad = sqrt(-2.0 * log(u1 > 1e-300 ? u1 : 1e-300));
-        double th = 6.283185307179586 * u2;
-        z[i] = (float)(rad * cos(th));
-        if (i + 1 < n)
-            z[i + 1] = (float)(rad * sin(th));
-    }
-}
-
-/* Draw visible rows v (B,V) from logits/means z (B,V) plus c (V). */
+/* Draw visible rows v (B,V) from logits/means z (B,V) plus c (V): the
+ * vector kernel for bernoulli units, bm_layer_sample_input for the rest
+ * (row b uses rng[b]). */
 static void rbm_sample_vis(const rbm_target *r, int B, const float *z,
                            const float *c, float *v, rng_t *rng,
                            rbm_scratch *sc)
 {
     const int V = r->V;
+    if (r->vis != RBM_BERNOULLI) {
+        bm_layer L = r->vl;
+        L.bias = (float *)c;      /* only read */
+        for (int b = 0; b < B; b++)
+            sc->dl[b] = (float)r->D;
+        bm_layer_sample_input(&L, B, z, r->vis == RBM_REPSOFTMAX ? sc->dl : NULL,
+                              v, rng, sc->cdf);
+        return;
+    }
     for (int b = 0; b < B; b++) {
-        const float *zr = z + (size_t)b * V;
-        float *vr = v + (size_t)b * V;
-        rng_t *g = &rng[b];
-        if (r->vis == RBM_BERNOULLI) {
-            rng_fill_uniform(g, sc->u, (size_t)V);
-            vis_row(V, zr, c, sc->u, vr);
-        } else if (r->vis == RBM_GAUSSIAN) {
-            fill_normal(g, sc->u, V);
-            for (int i = 0; i < V; i++)
-                vr[i] = c[i] + r->sigma[i] * (zr[i] + sc->u[i]);
-        } else if (r->vis == RBM_SOFTMAX) {
-            for (int g0 = 0; g0 < V; g0 += r->K) {
-                float mx = -INFINITY;
-                for (int k = 0; k < r->K; k++)
-                    if (zr[g0 + k] + c[g0 + k] > mx)
-                        mx = zr[g0 + k] + c[g0 + k];
-                double tot = 0;
-                for (int k = 0; k < r->K; k++)
-                    tot += (sc->cdf[k] = exp((double)zr[g0 + k] + c[g0 + k] - mx));
-                double u = rng_uniform_d(g) * tot, acc = 0;
-                int pick = r->K - 1;
-                for (int k = 0; k < r->K; k++) {
-                    acc += sc->cdf[k];
-                    if (u < acc) {
-                        pick = k;
-                        break;
-                    }
-                }
-                for (int k = 0; k < r->K; k++)
-                    vr[g0 + k] = k == pick;
-            }
-        } else {   /* replicated softmax: D words from softmax(z + c) */
-            float mx = -INFINITY;
-            for (int i = 0; i < V; i++)
-                if (zr[i] + c[i] > mx)
-                    mx = zr[i] + c[i];
-            double acc = 0;
-            for (int i = 0; i < V; i++) {
-                acc += exp((double)zr[i] + c[i] - mx);
-                sc->cdf[i] = acc;
-                vr[i] = 0;
-            }
-            for (int w = 0; w < r->D; w++) {
-                double u = rng_uniform_d(g) * acc;
-                int lo = 0, hi = V - 1;     /* first i with cdf[i] > u */
-                while (lo < hi) {
-                    int mid = (lo + hi) / 2;
-                    if (sc->cdf[mid] > u)
-                        hi = mid;
-                    else
-                        lo = mid + 1;
-                }
-                vr[lo] += 1;
-            }
-        }
+        rng_fill_uniform(&rng[b], sc->u, (size_t)V);
+        vis_row(V, z + (size_t)b * V, c, sc->u, v + (size_t)b * V);
     }
 }
 
@@ -754,7 +657,6 @@ ais_target *ais_rbm_target(const rbm *m, const float *base, int doclen)
     r->Hh = (H + 7) & ~7;
     r->L = r->Hh + 8;
     r->vis = m->vis;
-    r->K = m->softmax_group;
     r->D = m->vis == RBM_REPSOFTMAX ? doclen : 1;
     r->Wp = calloc((size_t)V * r->L, sizeof *r->Wp);
     r->hb = calloc((size_t)r->Hh, sizeof *r->hb);
@@ -785,21 +687,25 @@ ais_target *ais_rbm_target(const rbm *m, const float *base, int doclen)
             r->isig[i] = 1.0f / m->sigma[i];
             r->Wp[(size_t)i * r->L + r->Hh] = (float)((c - a) / sg);
             g0 -= (c * c - a * a) / (2 * sg * sg);
-            lz += 0.5 * log(2 * M_PI) + log(sg);
         }
     } else {
         for (int i = 0; i < V; i++)
             r->Wp[(size_t)i * r->L + r->Hh] = r->cB[i] - r->cA[i];
-        if (m->vis == RBM_BERNOULLI)
-            for (int i = 0; i < V; i++)
-                lz += softplus_d(r->cA[i]);
-        else if (m->vis == RBM_SOFTMAX)
-            for (int g = 0; g < V; g += r->K)
-                lz += logsumexp_f(r->cA + g, r->K);
-        else
-            lz += r->D * logsumexp_f(r->cA, V);
     }
     r->g0 = g0;
+    r->vl = rbm_visible_layer(m);
+    r->vl.sigma = r->sigma;
+    /* log Z_A = H log 2 + the base's visible layer at zero input */
+    float *zero = calloc((size_t)V, sizeof *zero), D = (float)r->D;
+    if (!zero) {
+        rbm_destroy(t);
+        return NULL;
+    }
+    bm_layer A = r->vl;
+    A.bias = r->cA;
+    bm_layer_acc_logpart(&A, 1, zero, m->vis == RBM_REPSOFTMAX ? &D : NULL,
+                         &lz);
+    free(zero);
     t->width = V;
     t->log_z0 = lz;
     t->scratch_bytes = rbm_scratch_bytes;
@@ -836,85 +742,52 @@ static void *exact_block(void *p)
 {
     exact_job *j = p;
     const rbm *m = j->m;
-    const int V = m->nv, H = m->nh, K = m->softmax_group;
-    const int n = j->layer == 'h' ? H : V;   /* state width */
-    const int o = j->layer == 'h' ? V : H;   /* product width */
-    double *st = malloc((size_t)EXACT_BATCH * (n ? n : 1) * sizeof *st);
-    double *u = malloc((size_t)EXACT_BATCH * (o ? o : 1) * sizeof *u);
-    if (!st || !u) {
+    const int V = m->nv, H = m->nh;
+    bm_layer Lv = rbm_visible_layer(m), Lh = rbm_hidden_layer(m);
+    const bm_layer *Ls = j->layer == 'h' ? &Lh : &Lv;   /* enumerated */
+    const bm_layer *Lo = j->layer == 'h' ? &Lv : &Lh;   /* summed out */
+    const int n = Ls->n, o = Lo->n;
+    float *sf = malloc((size_t)EXACT_BATCH * n * sizeof *sf);
+    double *st = malloc((size_t)EXACT_BATCH * n * sizeof *st);
+    double *u = malloc((size_t)EXACT_BATCH * o * sizeof *u);
+    if (!sf || !st || !u) {
         j->err = AIS_E_NOMEM;
+        free(sf);
         free(st);
         free(u);
         return NULL;
     }
+    /* replicated softmax (only ever summed out): the document length, the
+     * multiplier of the hidden bias and the number of words */
+    float D[EXACT_BATCH];
+    for (int b = 0; b < EXACT_BATCH; b++)
+        D[b] = (float)j->D;
+    const float *d = m->vis == RBM_REPSOFTMAX ? D : NULL;
+    double e[EXACT_BATCH];
     j->mx = -INFINITY;
     j->sum = 0;
     for (double s0 = j->start; s0 < j->end; s0 += EXACT_BATCH) {
         int nb = j->end - s0 < EXACT_BATCH ? (int)(j->end - s0) : EXACT_BATCH;
-        for (int b = 0; b < nb; b++) {
-            uint64_t idx = (uint64_t)(s0 + b);
-            double *row = st + (size_t)b * n;
-            if (j->layer == 'v' && m->vis == RBM_SOFTMAX) {
-                for (int g = 0; g < V; g += K) {      /* mixed radix K */
-                    for (int k = 0; k < K; k++)
-                        row[g + k] = 0;
-                    row[g + (int)(idx % (uint64_t)K)] = 1;
-                    idx /= (uint64_t)K;
-                }
-            } else {
-                for (int i = 0; i < n; i++)
-                    row[i] = (double)((idx >> i) & 1);
-            }
-        }
-        if (j->layer == 'h') {
-            /* u (nb, V) = h (a W)' */
+        for (int b = 0; b < nb; b++)
+            bm_layer_state(Ls, (uint64_t)(s0 + b), sf + (size_t)b * n);
+        for (size_t k = 0; k < (size_t)nb * n; k++)
+            st[k] = sf[k];
+        if (j->layer == 'h')      /* u (nb, V) = h (a W)' */
             gemm_f64(GEMM_NOTRANS, GEMM_TRANS, nb, V, H, 1.0, st, H, j->W, H,
                      0.0, u, V);
-            for (int b = 0; b < nb; b++) {
-                const double *h = st + (size_t)b * H, *ur = u + (size_t)b * V;
-                double e = 0;
-                for (int k = 0; k < H; k++)
-                    e += h[k] * m->hbias[k];
-                e *= j->D;
-                if (m->vis == RBM_BERNOULLI) {
-                    for (int i = 0; i < V; i++)
-                        e += softplus_d(m->vbias[i] + ur[i]);
-                } else if (m->vis == RBM_GAUSSIAN) {
-                    /* log integral of exp(-(v-c)^2/(2 s^2) + v u / s) dv */
-                    for (int i = 0; i < V; i++)
-                        e += 0.5 * log(2 * M_PI) + log(m->sigma[i]) +
-                             m->vbias[i] * ur[i] / m->sigma[i] +
-                             0.5 * ur[i] * ur[i];
-                } else {
-                    int G = m->vis == RBM_SOFTMAX ? K : V;
-                    double f = m->vis == RBM_SOFTMAX ? 1.0 : j->D;
-                    for (int g = 0; g < V; g += G) {
-                        double mx = -INFINITY, s = 0;
-                        for (int k = 0; k < G; k++)
-                            if (m->vbias[g + k] + ur[g + k] > mx)
-                                mx = m->vbias[g + k] + ur[g + k];
-                        for (int k = 0; k < G; k++)
-                            s += exp(m->vbias[g + k] + ur[g + k] - mx);
-                        e += f * (mx + log(s));
-                    }
-                }
-                lse_add(j, e);
-            }
-        } else {
-            /* u (nb, H) = v (a W) */
+        else                      /* u (nb, H) = v (a W) */
             gemm_f64(GEMM_NOTRANS, GEMM_NOTRANS, nb, H, V, 1.0, st, V, j->W, H,
                      0.0, u, H);
-            for (int b = 0; b < nb; b++) {
-                const double *v = st + (size_t)b * V, *ur = u + (size_t)b * H;
-                double e = 0;
-                for (int i = 0; i < V; i++)
-                    e += v[i] * m->vbias[i];
-                for (int k = 0; k < H; k++)
-                    e += softplus_d(ur[k] + m->hbias[k]);
-                lse_add(j, e);
-            }
-        }
+        /* the enumerated layer's own term, then the other layer summed
+         * out, in one sum */
+        for (int b = 0; b < nb; b++)
+            e[b] = 0;
+        bm_layer_add_own(Ls, nb, sf, d, e);
+        bm_layer_acc_logpart_d(Lo, nb, u, d, e);
+        for (int b = 0; b < nb; b++)
+            lse_add(j, e[b]);
     }
+    free(sf);
     free(st);
     free(u);
     return NULL;
@@ -928,11 +801,10 @@ int ais_rbm_exact_logz(const rbm *m, int doclen, int nthreads,
     if (nthreads < 1 || (m->vis == RBM_REPSOFTMAX && doclen < 1))
         return AIS_E_ARG;
     const int V = m->nv, H = m->nh;
-    double nh = ldexp(1.0, H), nv = INFINITY;
-    if (m->vis == RBM_BERNOULLI)
-        nv = ldexp(1.0, V);
-    else if (m->vis == RBM_SOFTMAX)
-        nv = pow((double)m->softmax_group, (double)V / m->softmax_group);
+    bm_layer Lv = rbm_visible_layer(m), Lh = rbm_hidden_layer(m);
+    double nh = bm_layer_states(&Lh), nv = bm_layer_states(&Lv);
+    if (!(nv > 0))
+        nv = INFINITY;    /* gaussian, replicated softmax: summed out */
     char side = nv < nh ? 'v' : 'h';
     double n = side == 'v' ? nv : nh;
     if (!(n <= ldexp(1.0, 30)))

@@ -126,7 +126,8 @@ const char *ais_rbm_check(const rbm *m);
 int ais_rbm_log_pstar(const rbm *m, int B, const float *v, double *lp);
 
 /* Base-rate visible biases (V) from data column sums colsum (V) over n rows
- * (n words in total for replicated softmax), with pseudo-count 1:
+ * (n words in total for replicated softmax), with pseudo-count 1
+ * (bm_layer_base_bias on the visible layer):
  *   bernoulli: log((s_i + 1) / (n - s_i + 1))           (marginal log-odds)
  *   softmax:   log((s_k + 1) / (n + K)) within each group of K
  *   replicated softmax: log((s_k + 1) / (n_words + V))  (word frequencies)

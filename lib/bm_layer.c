@@ -470,3 +470,157 @@ void bm_layer_state(const bm_layer *L, uint64_t k, float *v)
         k /= (uint64_t)K;
     }
 }
+
+/* ---- variants for callers whose rounding is pinned (rbm.c, ais.c) -------- */
+
+/* Element k of the input, given in float (xf) or in double (xd). */
+static inline double input_at(const float *xf, const double *xd, size_t k)
+{
+    return xf ? (double)xf[k] : xd[k];
+}
+
+static void acc_logpart(const bm_layer *L, int B, const float *xf,
+                        const double *xd, const float *d, double *out)
+{
+    /* correctly rounded (the literal of bm_layer_add_logpart is one ulp
+     * above); ais.c's log Z has always used this value */
+    const double half_log_2pi = 0.5 * log(2 * M_PI);
+    int n = L->n;
+    const float *c = L->bias;
+    for (int b = 0; b < B; b++) {
+        size_t r = (size_t)b * n;
+        double s = d ? d[b] : 1.0, acc = out[b];
+        switch (L->unit) {
+        case BM_BERNOULLI:
+            for (int i = 0; i < n; i++)
+                acc += vm_softplus(input_at(xf, xd, r + i) + s * c[i]);
+            break;
+        case BM_GAUSSIAN:     /* own(v) has no multiplier */
+            for (int i = 0; i < n; i++) {
+                double sg = L->sigma ? L->sigma[i] : 1.0;
+                double xi = input_at(xf, xd, r + i);
+                acc += half_log_2pi + log(sg) + c[i] * xi / sg + 0.5 * xi * xi;
+            }
+            break;
+        case BM_REPSOFTMAX:
+        case BM_SOFTMAX: {
+            int K = L->group;
+            double D = L->unit == BM_REPSOFTMAX ? s : 1.0;
+            double bs = L->unit == BM_SOFTMAX ? s : 1.0;   /* d c for softmax */
+            for (int g = 0; g < n; g += K) {
+                double mx = -INFINITY, e = 0;
+                for (int i = 0; i < K; i++) {
+                    double y = input_at(xf, xd, r + g + i) + bs * c[g + i];
+                    if (y > mx)
+                        mx = y;
+                }
+                for (int i = 0; i < K; i++)
+                    e += exp(input_at(xf, xd, r + g + i) + bs * c[g + i] - mx);
+                acc += D * (mx + log(e));
+            }
+            break;
+        }
+        }
+        out[b] = acc;
+    }
+}
+
+void bm_layer_acc_logpart(const bm_layer *L, int B, const float *x,
+                          const float *d, double *out)
+{
+    acc_logpart(L, B, x, NULL, d, out);
+}
+
+void bm_layer_acc_logpart_d(const bm_layer *L, int B, const double *x,
+                            const float *d, double *out)
+{
+    acc_logpart(L, B, NULL, x, d, out);
+}
+
+void bm_layer_sample_input(const bm_layer *L, int B, const float *x,
+                           const float *d, float *out, rng_t *rng,
+                           double *cdf)
+{
+    int n = L->n;
+    const float *c = L->bias;
+    for (int b = 0; b < B; b++) {
+        const float *xr = x + (size_t)b * n;
+        float *o = out + (size_t)b * n;
+        rng_t *g = &rng[b];
+        float s = d ? d[b] : 1.0f;
+        switch (L->unit) {
+        case BM_BERNOULLI:
+        case BM_GAUSSIAN: {
+            float z[1024], p[1024];
+            for (int i = 0; i < n; i += 1024) {
+                int m = n - i < 1024 ? n - i : 1024;
+                if (L->unit == BM_GAUSSIAN) {
+                    fill_normal(g, z, (size_t)m);
+                    for (int j = 0; j < m; j++)     /* no multiplier */
+                        o[i + j] = c[i + j] +
+                                   (L->sigma ? L->sigma[i + j] : 1.0f) *
+                                       (xr[i + j] + z[j]);
+                } else {
+                    memcpy(p, xr + i, (size_t)m * sizeof *p);
+                    vm_row_sigmoid(p, c + i, s, m);
+                    rng_fill_uniform(g, z, (size_t)m);
+                    for (int j = 0; j < m; j++)
+                        o[i + j] = z[j] < p[j] ? 1.0f : 0.0f;
+                }
+            }
+            break;
+        }
+        case BM_REPSOFTMAX:
+        case BM_SOFTMAX: {
+            int K = L->group;
+            long words = L->unit == BM_SOFTMAX ? 1 : d ? lrintf(d[b]) : 1;
+            float bs = L->unit == BM_SOFTMAX ? s : 1.0f;   /* d c for softmax */
+            for (int g0 = 0; g0 < n; g0 += K) {
+                float mx = -INFINITY;
+                for (int i = 0; i < K; i++)
+                    if (xr[g0 + i] + bs * c[g0 + i] > mx)
+                        mx = xr[g0 + i] + bs * c[g0 + i];
+                double acc = 0;
+                for (int i = 0; i < K; i++)
+                    cdf[i] = acc += exp((double)xr[g0 + i] +
+                                        bs * c[g0 + i] - mx);
+                for (int i = 0; i < K; i++)
+                    o[g0 + i] = 0;
+                for (long w = 0; w < words; w++)
+                    o[g0 + search_cdf(cdf, K, rng_uniform_d(g) * acc)] += 1.0f;
+            }
+            break;
+        }
+        }
+    }
+}
+
+int bm_layer_base_bias(bm_layer *L, const double *colsum, double rows)
+{
+    int n = L->n;
+    if (!(rows > 0))
+        return BM_E_ARG;
+    switch (L->unit) {
+    case BM_BERNOULLI:
+        for (int i = 0; i < n; i++)
+            L->bias[i] = (float)log((colsum[i] + 1) / (rows - colsum[i] + 1));
+        break;
+    case BM_GAUSSIAN:
+        for (int i = 0; i < n; i++)
+            L->bias[i] = (float)(colsum[i] / rows);
+        break;
+    case BM_REPSOFTMAX:
+    case BM_SOFTMAX: {
+        int K = L->group;
+        for (int g = 0; g < n; g += K) {
+            double tot = 0;
+            for (int k = 0; k < K; k++)
+                tot += colsum[g + k];
+            for (int k = 0; k < K; k++)
+                L->bias[g + k] = (float)log((colsum[g + k] + 1) / (tot + K));
+        }
+        break;
+    }
+    }
+    return 0;
+}

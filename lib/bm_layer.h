@@ -145,4 +145,43 @@ void bm_layer_random(const bm_layer *L, float *v, long length, rng_t *rng);
 double bm_layer_states(const bm_layer *L);
 void bm_layer_state(const bm_layer *L, uint64_t k, float *v);
 
+/* ---- variants for callers whose rounding is pinned (rbm.c, ais.c) -------- */
+
+/* As bm_layer_add_logpart, but each unit's term (each softmax group's, the
+ * whole replicated-softmax layer's) is added to out[b] as it is computed:
+ * one running sum that continues the caller's (an own term, H log 2, ...)
+ * instead of the layer's total added once, so the last bits can differ
+ * from bm_layer_add_logpart.  The gaussian constant is log(sqrt(2 pi))
+ * rounded correctly (0.5 * log(2 pi)).  bm_layer_acc_logpart_d takes its
+ * input in double (exact enumeration multiplies in double). */
+void bm_layer_acc_logpart(const bm_layer *L, int B, const float *x,
+                          const float *d, double *out);
+void bm_layer_acc_logpart_d(const bm_layer *L, int B, const double *x,
+                            const float *d, double *out);
+
+/* Draws given the input rather than the mean, one random stream per row
+ * (rng has B streams; row b uses rng[b], as AIS runs do): row b of out
+ * (B, n) <- a draw from the layer's conditional given the input x (B, n)
+ * (without the bias; d as for bm_layer_mean):
+ *   bernoulli  [u < sigmoid(x + d c)], u from rng_fill_uniform
+ *   gaussian   c + sigma (x + z), z standard normal (Box-Muller pairs)
+ *   softmax, replicated softmax: the probabilities exp(x + d c - max)
+ *              (replicated softmax: x + c) summed in double within each
+ *              group (not rounded through the float means of
+ *              bm_layer_mean); one category per group, resp. round(d[b])
+ *              words (d NULL: one).
+ * out may equal x.  cdf: scratch of `group` doubles (softmax, replicated
+ * softmax; NULL allowed otherwise). */
+void bm_layer_sample_input(const bm_layer *L, int B, const float *x,
+                           const float *d, float *out, rng_t *rng,
+                           double *cdf);
+
+/* Base-rate biases (the AIS base of ais.h) from data column sums colsum
+ * (n) over `rows` rows, with pseudo-count 1, into L->bias: bernoulli
+ * log((s_i + 1) / (rows - s_i + 1)); softmax log((s_k + 1) / (S_g + K)),
+ * S_g the sum of the group's column sums; replicated softmax
+ * log((s_k + 1) / (S + n)), S the sum of all column sums (the words);
+ * gaussian the column means s_i / rows.  BM_E_ARG when rows <= 0, else 0. */
+int bm_layer_base_bias(bm_layer *L, const double *colsum, double rows);
+
 #endif

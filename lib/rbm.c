@@ -2,10 +2,11 @@
  * the conditionals p(h|v) and p(v|h), sampling, free energy, and the
  * CD-k / PCD-k training step.
  *
- * Every product goes through gemm_f32.  The element-wise passes (bias,
- * sigmoid, sampling) are plain loops over whole rows; the sigmoid uses a
- * 4-wide polynomial exp written with GCC/clang vector extensions so it is
- * vectorised at -O2 with either compiler.
+ * Every product goes through gemm_f32.  Everything that depends on a unit
+ * type (means, draws, free-energy terms, data checks, initial biases) is
+ * the layer module's (bm_layer.h), called on views of the two layers
+ * (rbm_visible_layer, rbm_hidden_layer); the element-wise passes of the
+ * training step use the vector kernels of vmath.h.
  *
  * The training step computes the weight gradient of the positive and the
  * negative phase in ONE product: with vs = [v0/sigma; vk/sigma] (2B, V) and
@@ -28,156 +29,18 @@
 
 #include "gemm.h"
 #include "par.h"
+#include "vmath.h"
 
 /* ---- unit names ----------------------------------------------------------- */
 
-static const char *const unit_names[] = {
-    "bernoulli", "gaussian", "replicated-softmax", "softmax"
-};
-
 const char *rbm_unit_name(int unit)
 {
-    if (unit < 0 || unit > RBM_SOFTMAX)
-        return "?";
-    return unit_names[unit];
+    return bm_unit_name(unit);
 }
 
 int rbm_unit_parse(const char *name)
 {
-    for (int i = 0; i <= RBM_SOFTMAX; i++)
-        if (strcmp(name, unit_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-/* ---- vectorised exp and sigmoid ------------------------------------------- */
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
-
-static inline v4f v4_load(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void v4_store(float *p, v4f v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-static inline v4f v4_splat(float x)
-{
-    return (v4f){x, x, x, x};
-}
-
-/* Select a where mask is set, else b. */
-static inline v4f v4_select(v4i mask, v4f a, v4f b)
-{
-    return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask));
-}
-
-/* exp(x) for x clamped to [-87, 88]: 2^n * exp(r), |r| <= ln2/2, with a
- * degree-6 Taylor polynomial (relative error below 2e-7). */
-static inline v4f v4_exp(v4f x)
-{
-    const v4f hi = v4_splat(88.0f), lo = v4_splat(-87.0f);
-    x = v4_select(x > hi, hi, x);
-    x = v4_select(x < lo, lo, x);
-    const v4f magic = v4_splat(12582912.0f);      /* 1.5 * 2^23: rounds */
-    v4f n = (x * v4_splat(1.44269504f) + magic) - magic;
-    v4f r = x - n * v4_splat(0.693145752f);       /* ln2 high part */
-    r = r - n * v4_splat(1.42860677e-6f);         /* ln2 low part */
-    v4f p = v4_splat(1.0f / 720.0f);
-    p = p * r + v4_splat(1.0f / 120.0f);
-    p = p * r + v4_splat(1.0f / 24.0f);
-    p = p * r + v4_splat(1.0f / 6.0f);
-    p = p * r + v4_splat(0.5f);
-    p = p * r + v4_splat(1.0f);
-    p = p * r + v4_splat(1.0f);
-    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
-    return p * (v4f)e;
-}
-
-static inline v4f v4_sigmoid(v4f x)
-{
-    return v4_splat(1.0f) / (v4_splat(1.0f) + v4_exp(-x));
-}
-
-/* x[j] = sigmoid(x[j] + s * bias[j]) for j < n; bias may be NULL. */
-static void row_sigmoid(float *x, const float *bias, float s, int n)
-{
-    int j = 0;
-    v4f vs = v4_splat(s);
-    for (; j + 4 <= n; j += 4) {
-        v4f v = v4_load(x + j);
-        if (bias)
-            v += vs * v4_load(bias + j);
-        v4_store(x + j, v4_sigmoid(v));
-    }
-    if (j < n) {
-        float t[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
-        memcpy(t, x + j, (size_t)(n - j) * sizeof *t);
-        if (bias)
-            memcpy(b, bias + j, (size_t)(n - j) * sizeof *b);
-        v4_store(t, v4_sigmoid(v4_load(t) + vs * v4_load(b)));
-        memcpy(x + j, t, (size_t)(n - j) * sizeof *t);
-    }
-}
-
-/* x[j] = exp(x[j] - shift) for j < n; returns the sum (double). */
-static double row_exp_shift(float *x, float shift, int n)
-{
-    int j = 0;
-    double sum = 0;
-    v4f sh = v4_splat(shift);
-    for (; j + 4 <= n; j += 4) {
-        v4f e = v4_exp(v4_load(x + j) - sh);
-        v4_store(x + j, e);
-        sum += (double)e[0] + e[1] + e[2] + e[3];
-    }
-    for (; j < n; j++) {
-        x[j] = expf(x[j] - shift);
-        sum += x[j];
-    }
-    return sum;
-}
-
-/* x[i] *= a for i < n. */
-static void vec_scale(float *x, float a, size_t n)
-{
-    size_t i = 0;
-    v4f va = v4_splat(a);
-    for (; i + 4 <= n; i += 4)
-        v4_store(x + i, v4_load(x + i) * va);
-    for (; i < n; i++)
-        x[i] *= a;
-}
-
-/* sum of (a[i] - b[i])^2 for i < n, float lanes summed in double. */
-static double vec_sqdiff(const float *a, const float *b, size_t n)
-{
-    double s = 0;
-    size_t i = 0;
-    while (i < n) {
-        size_t end = n - i > 4096 ? i + 4096 : n;   /* bound float error */
-        v4f acc = v4_splat(0);
-        for (; i + 4 <= end; i += 4) {
-            v4f d = v4_load(a + i) - v4_load(b + i);
-            acc += d * d;
-        }
-        s += (double)acc[0] + acc[1] + acc[2] + acc[3];
-        for (; i < end; i++)
-            s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    }
-    return s;
-}
-
-/* softplus(x) = log(1 + exp(x)), stable, in double. */
-static inline double softplus(double x)
-{
-    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    return bm_unit_parse(name);
 }
 
 /* ---- layer views ------------------------------------------------------------ */
@@ -288,15 +151,6 @@ rbm *rbm_from_model(tz_model *mf, char *err, size_t errsize)
         err = dummy;
         errsize = sizeof dummy;
     }
-    const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
-    if (!type) {
-        snprintf(err, errsize, "not an rbm model: no model.type attribute");
-        return NULL;
-    }
-    if (strcmp(type, "rbm") != 0) {
-        snprintf(err, errsize, "not an rbm model: model.type is '%s'", type);
-        return NULL;
-    }
     const char *vs = tz_attr_get_s(&mf->meta, "rbm.visible", "?");
     const char *hs = tz_attr_get_s(&mf->meta, "rbm.hidden", "?");
     int vis = rbm_unit_parse(vs), hid = rbm_unit_parse(hs);
@@ -382,17 +236,8 @@ int rbm_to_model(const rbm *m, tz_model *mf)
 
 void rbm_doc_lengths(const rbm *m, int B, const float *v, float *d)
 {
-    int V = m->nv;
-    for (int b = 0; b < B; b++) {
-        if (m->vis != RBM_REPSOFTMAX) {
-            d[b] = 1;
-            continue;
-        }
-        double s = 0;
-        for (int i = 0; i < V; i++)
-            s += v[(size_t)b * V + i];
-        d[b] = (float)s;
-    }
+    bm_layer L = rbm_visible_layer(m);
+    bm_layer_doclen(&L, B, v, d);
 }
 
 /* x (B,H) = up_scale * vs W, where vs (B,V) is already divided by sigma.
@@ -403,29 +248,43 @@ static void hidden_product(const rbm *m, int B, const float *vs, float *x)
              vs, m->nv, m->W, m->nh, 0.0f, x, m->nh);
 }
 
-/* v/sigma into a new buffer for gaussian units with sigma, else NULL. */
-static float *scaled_copy(const rbm *m, int B, const float *v)
+/* hidden_product of v itself: gaussian units need a scaled copy of v. */
+static int hidden_product_v(const rbm *m, int B, const float *v, float *x)
 {
-    if (m->vis != RBM_GAUSSIAN)
-        return NULL;
-    size_t V = (size_t)m->nv;
-    size_t n = (size_t)B * V;
-    float *s = malloc((n ? n : 1) * sizeof *s);
-    if (!s)
-        return NULL;
-    for (size_t x = 0; x < n; x++)
-        s[x] = v[x] / m->sigma[x % V];
-    return s;
+    if (m->vis != RBM_GAUSSIAN) {
+        hidden_product(m, B, v, x);
+        return 0;
+    }
+    float *vs = malloc((size_t)B * m->nv * sizeof *vs);     /* B >= 1 */
+    if (!vs)
+        return BM_E_NOMEM;
+    bm_layer L = rbm_visible_layer(m);
+    bm_layer_scale(&L, B, v, vs);
+    hidden_product(m, B, vs, x);
+    free(vs);
+    return 0;
 }
 
-/* Pre-activation of the hidden units given v (B,V); d (B) doc lengths or
- * NULL for 1; vs is v/sigma or v. */
-static void hidden_input_d(const rbm *m, int B, const float *vs,
-                           const float *d, float *x)
+/* Rows per block of the passes that need per-row document lengths, which
+ * then live on the stack. */
+enum { DOC_ROWS = 256 };
+
+/* The multipliers of the hidden bias for rows v (n <= DOC_ROWS): their
+ * document lengths, in d, for replicated softmax; NULL (all 1) otherwise. */
+static const float *hidden_mult(const rbm *m, int n, const float *v, float *d)
+{
+    if (m->vis != RBM_REPSOFTMAX)
+        return NULL;
+    rbm_doc_lengths(m, n, v, d);
+    return d;
+}
+
+/* x (n,H) += D hbias, D the multipliers d (n), NULL for 1: the hidden
+ * input of rbm.h, the bias folded in. */
+static void add_hidden_bias(const rbm *m, int n, const float *d, float *x)
 {
     int H = m->nh;
-    hidden_product(m, B, vs, x);
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < n; b++) {
         float s = d ? d[b] : 1.0f;
         float *xr = x + (size_t)b * H;
         for (int j = 0; j < H; j++)
@@ -433,76 +292,46 @@ static void hidden_input_d(const rbm *m, int B, const float *vs,
     }
 }
 
-/* Hidden inputs for a batch: handles sigma and document lengths. */
-static int hidden_input_alloc(const rbm *m, int B, const float *v, float *x)
+/* The hidden units take their bias as part of their input (D b for
+ * replicated softmax, with gaussian units too: the energy of rbm.h), so
+ * the layer math runs on the hidden layer with a zero bias. */
+static const float zero_bias[256];
+
+/* x (n,H) <- E[h | x], x the hidden input with the bias folded in.  The
+ * hidden units have no groups: blocks of columns are layers of their own. */
+static void hidden_mean(const rbm *m, int n, float *x)
+{
+    bm_layer L = rbm_hidden_layer(m);
+    L.bias = (float *)zero_bias;     /* only read */
+    for (int b = 0; b < n; b++)
+        for (int j = 0; j < m->nh; j += 256) {
+            L.n = m->nh - j < 256 ? m->nh - j : 256;
+            bm_layer_mean(&L, 1, x + (size_t)b * m->nh + j, NULL);
+        }
+}
+
+int rbm_hidden_input(const rbm *m, int B, const float *v, float *x)
 {
     if (B < 1)
         return 0;
-    float *vs = scaled_copy(m, B, v);
-    if (m->vis == RBM_GAUSSIAN && !vs)
-        return -1;
-    float *d = NULL;
-    if (m->vis == RBM_REPSOFTMAX) {
-        d = malloc((size_t)B * sizeof *d);
-        if (!d)
-            return -1;
-        rbm_doc_lengths(m, B, v, d);
+    int e = hidden_product_v(m, B, v, x);
+    if (e)
+        return e;
+    for (int b0 = 0; b0 < B; b0 += DOC_ROWS) {
+        int n = B - b0 < DOC_ROWS ? B - b0 : DOC_ROWS;
+        float dbuf[DOC_ROWS];
+        add_hidden_bias(m, n, hidden_mult(m, n, v + (size_t)b0 * m->nv, dbuf),
+                        x + (size_t)b0 * m->nh);
     }
-    hidden_input_d(m, B, vs ? vs : v, d, x);
-    free(vs);
-    free(d);
     return 0;
 }
 
-void rbm_hidden_input(const rbm *m, int B, const float *v, float *x)
+int rbm_hidden_probs(const rbm *m, int B, const float *v, float *ph)
 {
-    if (hidden_input_alloc(m, B, v, x) != 0)
-        for (size_t i = 0; i < (size_t)B * m->nh; i++)
-            x[i] = NAN;       /* out of memory: poison rather than lie */
-}
-
-void rbm_hidden_probs(const rbm *m, int B, const float *v, float *ph)
-{
-    rbm_hidden_input(m, B, v, ph);
-    if (m->hid == RBM_BERNOULLI)
-        for (int b = 0; b < B; b++)
-            row_sigmoid(ph + (size_t)b * m->nh, NULL, 0, m->nh);
-}
-
-/* Visible means from the product y = down_scale * h W' already in pv. */
-static void visible_finish(const rbm *m, int B, const float *d, float *pv)
-{
-    int V = m->nv;
-    for (int b = 0; b < B; b++) {
-        float *p = pv + (size_t)b * V;
-        switch (m->vis) {
-        case RBM_BERNOULLI:
-            row_sigmoid(p, m->vbias, 1.0f, V);
-            break;
-        case RBM_GAUSSIAN:
-            for (int i = 0; i < V; i++)
-                p[i] = m->vbias[i] + m->sigma[i] * p[i];
-            break;
-        case RBM_REPSOFTMAX:
-        case RBM_SOFTMAX: {
-            int K = m->vis == RBM_SOFTMAX ? m->softmax_group : V;
-            float D = m->vis == RBM_REPSOFTMAX ? (d ? d[b] : 1.0f) : 1.0f;
-            for (int i = 0; i < V; i++)
-                p[i] += m->vbias[i];
-            for (int g = 0; g < V; g += K) {
-                float mx = p[g];
-                for (int i = 1; i < K; i++)
-                    if (p[g + i] > mx)
-                        mx = p[g + i];
-                double s = row_exp_shift(p + g, mx, K);
-                float sc = (float)(D / s);
-                for (int i = 0; i < K; i++)
-                    p[g + i] *= sc;
-            }
-            break;
-        }
-        }
-    }
+    int e = rbm_hidden_input(m, B, v, ph);
+    if (!e)
+        hidden_mean(m, B, ph);
+    return e;
 }
 
 void rbm_visible_probs(const rbm *m, int B, const float *h, const float *d,
@@ -510,229 +339,72 @@ void rbm_visible_probs(const rbm *m, int B, const float *h, const float *d,
 {
     gemm_f32(GEMM_NOTRANS, GEMM_TRANS, B, m->nv, m->nh, m->down_scale,
              h, m->nh, m->W, m->nh, 0.0f, pv, m->nv);
-    visible_finish(m, B, d, pv);
+    bm_layer L = rbm_visible_layer(m);
+    bm_layer_mean(&L, B, pv, m->vis == RBM_REPSOFTMAX ? d : NULL);
 }
 
 /* ---- sampling -------------------------------------------------------------- */
 
-/* n standard normals into z (Box-Muller, both outputs used). */
-static void fill_normal(rng_t *rng, float *z, size_t n)
-{
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        double u1 = rng_uniform_d(rng), u2 = rng_uniform_d(rng);
-        if (u1 < 1e-300)
-            u1 = 1e-300;
-        double r = sqrt(-2.0 * log(u1)), a = 6.283185307179586 * u2;
-        z[i] = (float)(r * cos(a));
-        z[i + 1] = (float)(r * sin(a));
-    }
-    if (i < n)
-        z[i] = (float)rng_normal(rng);
-}
-
-/* Bernoulli: h = (u < p), u from rng, in blocks (in place allowed). */
-static void sample_bernoulli(const float *p, float *out, size_t n, rng_t *rng)
-{
-    float u[1024];
-    for (size_t i = 0; i < n; i += 1024) {
-        size_t c = n - i < 1024 ? n - i : 1024;
-        rng_fill_uniform(rng, u, c);
-        size_t j = 0;
-        for (; j + 4 <= c; j += 4) {
-            v4i lt = v4_load(u + j) < v4_load(p + i + j);
-            v4_store(out + i + j, (v4f)(lt & (v4i)v4_splat(1.0f)));
-        }
-        for (; j < c; j++)
-            out[i + j] = u[j] < p[i + j] ? 1.0f : 0.0f;
-    }
-}
-
-/* out = mean + s * N(0,1), s per column (NULL = 1); row width n. */
-static void sample_normal(const float *mean, const float *s, float *out,
-                          size_t rows, size_t n, rng_t *rng)
-{
-    float z[1024];
-    size_t total = rows * n;
-    for (size_t i = 0; i < total; i += 1024) {
-        size_t c = total - i < 1024 ? total - i : 1024;
-        fill_normal(rng, z, c);
-        for (size_t j = 0; j < c; j++)
-            out[i + j] = mean[i + j] + (s ? s[(i + j) % n] : 1.0f) * z[j];
-    }
-}
-
 void rbm_sample_hidden(const rbm *m, int B, const float *ph, float *h,
                        rng_t *rng)
 {
-    size_t n = (size_t)B * m->nh;
-    if (m->hid == RBM_GAUSSIAN)
-        sample_normal(ph, NULL, h, (size_t)B, (size_t)m->nh, rng);
-    else
-        sample_bernoulli(ph, h, n, rng);
+    bm_layer L = rbm_hidden_layer(m);
+    bm_layer_sample(&L, B, ph, NULL, h, rng, NULL);
 }
 
-/* Index of the first cumulative value exceeding u (binary search). */
-static int search_cdf(const double *cdf, int n, double u)
+int rbm_sample_visible(const rbm *m, int B, const float *pv, const float *d,
+                       float *v, rng_t *rng)
 {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (cdf[mid] > u)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-
-void rbm_sample_visible(const rbm *m, int B, const float *pv, const float *d,
-                        float *v, rng_t *rng)
-{
-    int V = m->nv;
-    size_t n = (size_t)B * V;
-    switch (m->vis) {
-    case RBM_BERNOULLI:
-        sample_bernoulli(pv, v, n, rng);
-        break;
-    case RBM_GAUSSIAN:
-        sample_normal(pv, m->sigma, v, (size_t)B, (size_t)V, rng);
-        break;
-    case RBM_SOFTMAX: {
-        int K = m->softmax_group;
-        for (size_t g = 0; g < n; g += K) {
-            double s = 0;
-            for (int i = 0; i < K; i++)
-                s += pv[g + i];
-            double u = rng_uniform_d(rng) * s, c = 0;
-            int pick = K - 1;
-            for (int i = 0; i < K; i++) {
-                c += pv[g + i];
-                if (u < c) {
-                    pick = i;
-                    break;
-                }
-            }
-            for (int i = 0; i < K; i++)
-                v[g + i] = i == pick ? 1.0f : 0.0f;
-        }
-        break;
-    }
-    case RBM_REPSOFTMAX: {
-        double *cdf = malloc((size_t)V * sizeof *cdf);
-        for (int b = 0; b < B; b++) {
-            const float *p = pv + (size_t)b * V;
-            float *o = v + (size_t)b * V;
-            double c = 0;
-            for (int i = 0; i < V; i++) {
-                if (cdf)
-                    cdf[i] = c += p[i];
-            }
-            long D = d ? lrintf(d[b]) : 1;
-            for (int i = 0; i < V; i++)
-                o[i] = 0;
-            if (!cdf || c <= 0)
-                continue;
-            for (long w = 0; w < D; w++)
-                o[search_cdf(cdf, V, rng_uniform_d(rng) * c)] += 1.0f;
-        }
-        free(cdf);
-        break;
-    }
-    }
+    double *cdf = NULL;
+    if (m->vis == RBM_REPSOFTMAX &&
+        !(cdf = malloc((size_t)m->nv * sizeof *cdf)))
+        return BM_E_NOMEM;
+    bm_layer L = rbm_visible_layer(m);
+    bm_layer_sample(&L, B, pv, d, v, rng, cdf);
+    free(cdf);
+    return 0;
 }
 
 /* ---- free energy ------------------------------------------------------------ */
 
-void rbm_free_energy(const rbm *m, int B, const float *v, double *F)
+int rbm_free_energy(const rbm *m, int B, const float *v, double *F)
 {
     int V = m->nv, H = m->nh;
     const int chunk = 256;
-    float *x = malloc((size_t)chunk * H * sizeof *x);
-    if (!x) {
-        for (int b = 0; b < B; b++)
-            F[b] = NAN;
-        return;
-    }
-    const double half_log_2pi = 0.9189385332046728;
-    for (int b0 = 0; b0 < B; b0 += chunk) {
+    /* x (chunk, H) the hidden input, bias included, then H zeros: the
+     * hidden layer with its bias folded into its input (hidden_mean; for
+     * gaussian units the energy h^2/2 - x h of rbm.h) */
+    float *x = malloc(((size_t)chunk + 1) * H * sizeof *x);
+    if (!x)
+        return BM_E_NOMEM;
+    float *zero = x + (size_t)chunk * H;
+    memset(zero, 0, (size_t)H * sizeof *zero);
+    bm_layer Lv = rbm_visible_layer(m), Lh = rbm_hidden_layer(m);
+    Lh.bias = zero;
+    int e = 0;
+    for (int b0 = 0; b0 < B && !e; b0 += chunk) {
         int n = B - b0 < chunk ? B - b0 : chunk;
         const float *vb = v + (size_t)b0 * V;
-        if (hidden_input_alloc(m, n, vb, x) != 0) {
-            for (int b = 0; b < n; b++)
-                F[b0 + b] = NAN;
-            continue;
-        }
-        for (int b = 0; b < n; b++) {
-            const float *vr = vb + (size_t)b * V;
-            const float *xr = x + (size_t)b * H;
-            double f = 0;
-            if (m->vis == RBM_GAUSSIAN)
-                for (int i = 0; i < V; i++) {
-                    double t = ((double)vr[i] - m->vbias[i]) / m->sigma[i];
-                    f += 0.5 * t * t;
-                }
-            else
-                for (int i = 0; i < V; i++)
-                    f -= (double)m->vbias[i] * vr[i];
-            if (m->hid == RBM_GAUSSIAN)
-                for (int j = 0; j < H; j++)
-                    f -= 0.5 * (double)xr[j] * xr[j] + half_log_2pi;
-            else
-                for (int j = 0; j < H; j++)
-                    f -= softplus(xr[j]);
-            F[b0 + b] = f;
-        }
+        double *G = F + b0;       /* -F: one running sum, own terms first */
+        if ((e = rbm_hidden_input(m, n, vb, x)))
+            break;
+        for (int b = 0; b < n; b++)
+            G[b] = 0;
+        bm_layer_add_own(&Lv, n, vb, NULL, G);
+        bm_layer_acc_logpart(&Lh, n, x, NULL, G);
+        for (int b = 0; b < n; b++)
+            G[b] = -G[b];
     }
     free(x);
+    return e;
 }
 
 /* ---- data checks ---------------------------------------------------------- */
 
 const char *rbm_check_data(const rbm *m, int B, const float *v, int allow_real)
 {
-    size_t n = (size_t)B * m->nv;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return "NaN or infinite value";
-    switch (m->vis) {
-    case RBM_BERNOULLI:
-        for (size_t i = 0; i < n; i++) {
-            if (allow_real) {
-                if (v[i] < 0 || v[i] > 1)
-                    return "value outside [0, 1] for bernoulli units";
-            } else if (v[i] != 0 && v[i] != 1) {
-                return "non-binary value for bernoulli units";
-            }
-        }
-        break;
-    case RBM_REPSOFTMAX:
-        for (size_t i = 0; i < n; i++) {
-            if (v[i] < 0)
-                return "negative count for replicated-softmax units";
-            if (v[i] != floorf(v[i]))
-                return "non-integral count for replicated-softmax units";
-        }
-        break;
-    case RBM_SOFTMAX: {
-        int K = m->softmax_group;
-        for (size_t g = 0; g < n; g += K) {
-            double s = 0;
-            for (int i = 0; i < K; i++) {
-                float x = v[g + i];
-                if (x < 0 || x > 1 || (!allow_real && x != 0 && x != 1))
-                    return "softmax group is not one-hot";
-                s += x;
-            }
-            if (fabs(s - 1) > (allow_real ? 1e-4 : 0))
-                return "softmax group is not one-hot";
-        }
-        break;
-    }
-    default:
-        break;
-    }
-    return NULL;
+    bm_layer L = rbm_visible_layer(m);
+    return bm_layer_check(&L, B, v, allow_real);
 }
 
 /* ---- training ------------------------------------------------------------------ */
@@ -751,39 +423,13 @@ void rbm_train_opts_init(rbm_train_opts *o)
 
 void rbm_init_params(rbm *m, const float *mean, rng_t *rng)
 {
-    int V = m->nv, H = m->nh;
-    size_t n = (size_t)V * H;
+    size_t n = (size_t)m->nv * m->nh;
     for (size_t i = 0; i < n; i++)
         m->W[i] = (float)(0.01 * rng_normal(rng));
-    for (int j = 0; j < H; j++)
+    for (int j = 0; j < m->nh; j++)
         m->hbias[j] = 0;
-    switch (m->vis) {
-    case RBM_BERNOULLI:
-        for (int i = 0; i < V; i++) {
-            double p = mean[i];
-            p = p < 1e-3 ? 1e-3 : p > 1 - 1e-3 ? 1 - 1e-3 : p;
-            m->vbias[i] = (float)log(p / (1 - p));
-        }
-        break;
-    case RBM_GAUSSIAN:
-        for (int i = 0; i < V; i++)
-            m->vbias[i] = mean[i];
-        break;
-    case RBM_REPSOFTMAX:
-    case RBM_SOFTMAX: {
-        int K = m->vis == RBM_SOFTMAX ? m->softmax_group : V;
-        for (int g = 0; g < V; g += K) {
-            double s = 0;
-            for (int i = 0; i < K; i++)
-                s += mean[g + i];
-            for (int i = 0; i < K; i++) {
-                double p = s > 0 ? mean[g + i] / s : 1.0 / K;
-                m->vbias[g + i] = (float)log(p < 1e-6 ? 1e-6 : p);
-            }
-        }
-        break;
-    }
-    }
+    bm_layer L = rbm_visible_layer(m);
+    bm_layer_init_bias(&L, mean);
 }
 
 struct rbm_trainer {
@@ -813,6 +459,8 @@ struct rbm_trainer {
     float *chain_h;       /* (cap, H) persistent hidden states (PCD) */
     float *chain_d;       /* (cap) their document lengths */
     int chains_init;
+    double *cdf;          /* (nthreads, V) replicated softmax: each thread's
+                             scratch for the visible draws, else NULL */
 };
 
 void rbm_trainer_free(rbm_trainer *t)
@@ -839,6 +487,7 @@ void rbm_trainer_free(rbm_trainer *t)
     free(t->q);
     free(t->chain_h);
     free(t->chain_d);
+    free(t->cdf);
     free(t);
 }
 
@@ -872,10 +521,12 @@ rbm_trainer *rbm_trainer_new(rbm *m, int batch, uint64_t seed)
     t->q = calloc(H, sizeof(float));
     t->chain_h = calloc(c * H, sizeof(float));
     t->chain_d = calloc(c, sizeof(float));
+    if (m->vis == RBM_REPSOFTMAX)
+        t->cdf = malloc(V * sizeof(double));
     if (!t->trng || !t->recon || !t->vs || !t->hs || !t->h || !t->pv ||
         !t->d || !t->ones || !t->gv || !t->sp || !t->vm || !t->Winc ||
         !t->vinc || !t->hinc || !t->sinc || !t->q || !t->chain_h ||
-        !t->chain_d) {
+        !t->chain_d || (m->vis == RBM_REPSOFTMAX && !t->cdf)) {
         rbm_trainer_free(t);
         return NULL;
     }
@@ -887,24 +538,30 @@ rbm_trainer *rbm_trainer_new(rbm *m, int batch, uint64_t seed)
 int rbm_trainer_set_threads(rbm_trainer *t, int nthreads)
 {
     if (nthreads < 1)
-        return -1;
+        return BM_E_ARG;
     if (nthreads == t->nthreads)
         return 0;
     rng_t *trng = malloc((size_t)nthreads * sizeof *trng);
     double *recon = malloc((size_t)nthreads * sizeof *recon);
+    double *cdf = NULL;
+    if (t->cdf)
+        cdf = malloc((size_t)nthreads * t->m->nv * sizeof *cdf);
     par_pool *pool = nthreads > 1 ? par_new(nthreads) : NULL;
-    if (!trng || !recon || (nthreads > 1 && !pool)) {
+    if (!trng || !recon || (t->cdf && !cdf) || (nthreads > 1 && !pool)) {
         free(trng);
         free(recon);
+        free(cdf);
         par_free(pool);
-        return -1;
+        return BM_E_NOMEM;
     }
     par_free(t->pool);
     free(t->trng);
     free(t->recon);
+    free(t->cdf);
     t->pool = pool;
     t->trng = trng;
     t->recon = recon;
+    t->cdf = cdf;
     t->nthreads = nthreads;
     return 0;
 }
@@ -914,47 +571,25 @@ int rbm_trainer_threads(const rbm_trainer *t)
     return t->nthreads;
 }
 
-/* vs (n,V) = v (n,V) divided by sigma (gaussian units), else a copy. */
-static void scale_rows(const rbm *m, int n, const float *v, float *vs)
-{
-    size_t V = (size_t)m->nv;
-    if (m->vis != RBM_GAUSSIAN) {
-        memcpy(vs, v, (size_t)n * V * sizeof *vs);
-        return;
-    }
-    for (size_t b = 0; b < (size_t)n; b++)
-        for (size_t i = 0; i < V; i++)
-            vs[b * V + i] = v[b * V + i] / m->sigma[i];
-}
-
 /* ph (n,H) = p(h|v) from vs (n,V) = v/sigma and document lengths d (n). */
 static void gibbs_up(const rbm *m, int n, const float *vs, const float *d,
                      float *ph)
 {
-    int H = m->nh;
     hidden_product(m, n, vs, ph);
-    for (int b = 0; b < n; b++) {
-        float *x = ph + (size_t)b * H;
-        float s = m->vis == RBM_REPSOFTMAX ? d[b] : 1.0f;
-        if (m->hid == RBM_BERNOULLI)
-            row_sigmoid(x, m->hbias, s, H);
-        else
-            for (int j = 0; j < H; j++)
-                x[j] += s * m->hbias[j];
-    }
+    add_hidden_bias(m, n, m->vis == RBM_REPSOFTMAX ? d : NULL, ph);
+    hidden_mean(m, n, ph);
 }
 
 /* Visible step for n rows: pv (n,V) = E[v|h] given h (n,H) and document
- * lengths d (n), then vs (n,V) = a sample of v, divided by sigma. */
+ * lengths d (n), then vs (n,V) = a sample of v, divided by sigma; cdf is
+ * the thread's scratch for replicated-softmax draws. */
 static void gibbs_down(const rbm *m, int n, const float *h, const float *d,
-                       float *pv, float *vs, rng_t *rng)
+                       float *pv, float *vs, rng_t *rng, double *cdf)
 {
+    bm_layer L = rbm_visible_layer(m);
     rbm_visible_probs(m, n, h, d, pv);
-    rbm_sample_visible(m, n, pv, d, vs, rng);
-    if (m->vis == RBM_GAUSSIAN)
-        for (size_t b = 0; b < (size_t)n; b++)
-            for (int i = 0; i < m->nv; i++)
-                vs[b * m->nv + i] /= m->sigma[i];
+    bm_layer_sample(&L, n, pv, d, vs, rng, cdf);
+    bm_layer_scale(&L, n, vs, vs);
 }
 
 /* What the threads of one training step share. */
@@ -982,6 +617,7 @@ static void train_step_part(void *arg, int id, int T)
     size_t Vz = (size_t)V, Hz = (size_t)H;
     int gauss = m->vis == RBM_GAUSSIAN;
     rng_t *rng = &t->trng[id];
+    double *cdf = t->cdf ? t->cdf + (size_t)id * Vz : NULL;
     const float *v0 = J->v0;
     float *vs0 = t->vs, *hs0 = t->hs, *d0 = t->d;
     float *vsk = vs0 + (size_t)B * Vz, *hsk = hs0 + (size_t)B * Hz;
@@ -991,8 +627,9 @@ static void train_step_part(void *arg, int id, int T)
 
     /* positive phase, data rows [b0, b1): vs0 = v0/sigma (B,V),
      * hs0 = p(h|v0) (B,H), h ~ hs0 */
+    bm_layer Lv = rbm_visible_layer(m);
     int b0 = par_split(B, T, id), nb = par_split(B, T, id + 1) - b0;
-    scale_rows(m, nb, v0 + b0 * Vz, vs0 + b0 * Vz);
+    bm_layer_scale(&Lv, nb, v0 + b0 * Vz, vs0 + b0 * Vz);
     rbm_doc_lengths(m, nb, v0 + b0 * Vz, d0 + b0);
     gibbs_up(m, nb, vs0 + b0 * Vz, d0 + b0, hs0 + b0 * Hz);
     rbm_sample_hidden(m, nb, hs0 + b0 * Hz, t->h + b0 * Hz, rng);
@@ -1003,7 +640,7 @@ static void train_step_part(void *arg, int id, int T)
          * CD gets from its negative phase for free: 2BVH more flops */
         float *pr = t->pv + ((size_t)t->cap + b0) * Vz;
         rbm_visible_probs(m, nb, t->h + b0 * Hz, d0 + b0, pr);
-        recon = vec_sqdiff(v0 + b0 * Vz, pr, (size_t)nb * Vz);
+        recon = vm_sqdiff(v0 + b0 * Vz, pr, (size_t)nb * Vz);
         if (J->init_chains) {
             par_barrier(t->pool);      /* every row of h is drawn */
             for (int c = c0; c < c0 + nc; c++) {
@@ -1021,9 +658,9 @@ static void train_step_part(void *arg, int id, int T)
     const float *dc = dk + c0;
     int k = o->k < 1 ? 1 : o->k;
     for (int s = 1; s <= k; s++) {
-        gibbs_down(m, nc, hc, dc, pvc, vsc, rng);
+        gibbs_down(m, nc, hc, dc, pvc, vsc, rng, cdf);
         if (s == 1 && !o->pcd)        /* CD: c0 == b0 */
-            recon = vec_sqdiff(v0 + c0 * Vz, pvc, (size_t)nc * Vz);
+            recon = vm_sqdiff(v0 + c0 * Vz, pvc, (size_t)nc * Vz);
         gibbs_up(m, nc, vsc, dc, hsc);
         if (s < k || o->pcd)
             rbm_sample_hidden(m, nc, hsc, hc, rng);
@@ -1031,15 +668,15 @@ static void train_step_part(void *arg, int id, int T)
     t->recon[id] = recon;
 
     /* learning log sigma needs wv = [hs0; hsk] W' (B+Bn,V), unscaled */
-    if (gauss && o->learn_sigma && t->wv) {
+    if (gauss && o->learn_sigma) {
         gemm_f32(GEMM_NOTRANS, GEMM_TRANS, nb, V, H, 1.0f, hs0 + b0 * Hz, H,
                  m->W, H, 0.0f, t->wv + b0 * Vz, V);
         gemm_f32(GEMM_NOTRANS, GEMM_TRANS, nc, V, H, 1.0f, hsc, H,
                  m->W, H, 0.0f, t->wv + ((size_t)B + c0) * Vz, V);
     }
     /* hs0 /= B, hsk /= -Bn: then the weight gradient is vs' hs */
-    vec_scale(hs0 + b0 * Hz, 1.0f / B, (size_t)nb * Hz);
-    vec_scale(hsc, -1.0f / Bn, (size_t)nc * Hz);
+    vm_scale(hs0 + b0 * Hz, 1.0f / B, (size_t)nb * Hz);
+    vm_scale(hsc, -1.0f / Bn, (size_t)nc * Hz);
     par_barrier(t->pool);
 
     float lr = o->lr, mom = o->momentum;
@@ -1074,7 +711,7 @@ static void train_step_part(void *arg, int id, int T)
 
     /* visible units [i0, i1) */
     int i0 = par_split(V, T, id), i1 = par_split(V, T, id + 1);
-    if (gauss && o->learn_sigma && t->wv) {
+    if (gauss && o->learn_sigma) {
         for (int i = i0; i < i1; i++) {
             double g = 0;
             for (int b = 0; b < B + Bn; b++) {
@@ -1144,8 +781,10 @@ double rbm_train_step(rbm_trainer *t, int B, const float *v0,
     rbm *m = t->m;
     if (B < 1 || B > t->cap)
         return NAN;
-    if (m->vis == RBM_GAUSSIAN && o->learn_sigma && !t->wv)
-        t->wv = malloc(2 * (size_t)t->cap * m->nv * sizeof(float));
+    if (m->vis == RBM_GAUSSIAN && o->learn_sigma && !t->wv &&
+        !(t->wv = malloc(2 * (size_t)t->cap * m->nv * sizeof(float))))
+        return NAN;       /* out of memory: no step rather than one without
+                             the sigma update */
     for (int i = 0; i < t->nthreads; i++)
         rng_split(&t->trng[i], &t->rng, (uint64_t)i);
     step_job J = {

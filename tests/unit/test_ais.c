@@ -6,6 +6,8 @@
  *   - log p*(v) against log sum_h exp(-E(v,h)) and rbm_free_energy;
  *   - AIS log Z within 0.1 nats of the exact value, the exact value inside
  *     the reported interval, for random models of every visible type;
+ *   - the layer variants AIS and rbm.c use (bm_layer_acc_logpart[_d]
+ *     against bm_layer_add_logpart, bm_layer_sample_input's frequencies);
  *   - the schedule, the interval formula, determinism.
  */
 #include <math.h>
@@ -270,6 +272,82 @@ static void test_log_pstar(void)
     }
 }
 
+/* The bm_layer variants of ais.c and rbm.c: the running log-partition
+ * agrees with bm_layer_add_logpart (up to rounding), continues the
+ * caller's sum, and is the same in double; draws given the input have the
+ * conditional's moments. */
+static void test_layer_variants(void)
+{
+    const int types[4] = {RBM_BERNOULLI, RBM_GAUSSIAN, RBM_SOFTMAX,
+                          RBM_REPSOFTMAX};
+    for (int t = 0; t < 4; t++) {
+        int V = 12, B = 5;
+        rbm *m = random_rbm(V, 2, types[t], 3, 1.0, 0, 90 + t);
+        bm_layer L = rbm_visible_layer(m);
+        rng_t r;
+        rng_seed(&r, 91 + t);
+        float x[5 * 12], d[5] = {3, 1, 7, 2, 5};
+        double xd[5 * 12], a[5] = {0}, c[5], e[5];
+        for (int k = 0; k < B * V; k++)
+            xd[k] = x[k] = (float)rng_normal(&r);
+        const float *dd = types[t] == RBM_GAUSSIAN ? NULL : d;
+        bm_layer_add_logpart(&L, B, x, dd, a);
+        for (int b = 0; b < B; b++)
+            c[b] = e[b] = 5.0;
+        bm_layer_acc_logpart(&L, B, x, dd, c);
+        bm_layer_acc_logpart_d(&L, B, xd, dd, e);
+        double worst = 0;
+        int same = 1;
+        for (int b = 0; b < B; b++) {
+            worst = fmax(worst, fabs(c[b] - 5.0 - a[b]) / fmax(1, fabs(a[b])));
+            same &= c[b] == e[b];
+        }
+        ok(worst < 1e-13 && same, "bm_layer_acc_logpart, %s: as add_logpart "
+           "(rel. diff %.2g), float and double input alike",
+           rbm_unit_name(types[t]), worst);
+
+        /* draws given one row's input, every row its own stream */
+        enum { N = 20000 };
+        float *xs = malloc(sizeof(float) * N * V), *o = malloc(sizeof(float) * N * V);
+        float *ds = malloc(sizeof(float) * N);
+        rng_t *rs = malloc(sizeof(rng_t) * N);
+        double cdf[12], mean[12] = {0}, var[12] = {0}, err = 0;
+        for (int b = 0; b < N; b++) {
+            memcpy(xs + (size_t)b * V, x, sizeof(float) * V);
+            ds[b] = 4;
+            rng_split(&rs[b], &r, (uint64_t)b);
+        }
+        bm_layer_sample_input(&L, N, xs, types[t] == RBM_REPSOFTMAX ? ds : NULL,
+                              o, rs, cdf);
+        for (int b = 0; b < N; b++)
+            for (int i = 0; i < V; i++)
+                mean[i] += o[(size_t)b * V + i] / N;
+        for (int b = 0; b < N; b++)
+            for (int i = 0; i < V; i++) {
+                double u = o[(size_t)b * V + i] - mean[i];
+                var[i] += u * u / N;
+            }
+        memcpy(xs, x, sizeof(float) * V);       /* the exact means */
+        bm_layer_mean(&L, 1, xs, types[t] == RBM_REPSOFTMAX ? ds : NULL);
+        for (int i = 0; i < V; i++) {
+            double sd = types[t] == RBM_GAUSSIAN ? m->sigma[i]
+                      : types[t] == RBM_REPSOFTMAX ? 2.0 : 0.5;
+            err = fmax(err, fabs(mean[i] - xs[i]) / sd * sqrt((double)N));
+            if (types[t] == RBM_GAUSSIAN)
+                err = fmax(err, fabs(var[i] / (m->sigma[i] * m->sigma[i]) - 1) *
+                                    sqrt(N / 2.0));
+        }
+        ok(err < 5, "bm_layer_sample_input, %s: means%s within 5 standard "
+           "errors (%.2f)", rbm_unit_name(types[t]),
+           types[t] == RBM_GAUSSIAN ? " and variances" : "", err);
+        free(xs);
+        free(o);
+        free(ds);
+        free(rs);
+        rbm_free(m);
+    }
+}
+
 static void test_schedule(void)
 {
     double *b = ais_schedule_default(AIS_DEFAULT_STEPS);
@@ -448,6 +526,7 @@ int main(void)
     test_interval();
     test_exact_enumeration();
     test_log_pstar();
+    test_layer_variants();
     test_ais_vs_exact();
     test_rounding();
     test_determinism();

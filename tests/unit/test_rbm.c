@@ -502,8 +502,8 @@ static void test_softmax_units(void)
     float ph[4 * 3], d[4], pv[4 * 5];
     double F[4], eh = 0, ef = 0, ev = 0;
     rbm_doc_lengths(m, 4, v, d);
-    rbm_hidden_probs(m, 4, v, ph);
-    rbm_free_energy(m, 4, v, F);
+    ok(rbm_hidden_probs(m, 4, v, ph) == 0 && rbm_free_energy(m, 4, v, F) == 0,
+       "replicated softmax: hidden means and free energies return 0");
     for (int b = 0; b < 4; b++) {
         double vd[5], D = 0;
         for (int i = 0; i < V; i++)
@@ -536,7 +536,8 @@ static void test_softmax_units(void)
     rng_t s;
     rng_seed(&s, 2);
     float smp[4 * 5];
-    rbm_sample_visible(m, 4, pv, d, smp, &s);
+    ok(rbm_sample_visible(m, 4, pv, d, smp, &s) == 0,
+       "replicated softmax draws return 0");
     int sums_ok = 1;
     for (int b = 0; b < 4; b++) {
         float t = 0;
@@ -596,6 +597,27 @@ static void test_softmax_units(void)
        "exp(-E) dh (%.6f vs %.6f)", F4, -log(num));
     ok(fabs(x4 - a) < 1e-6, "gaussian hidden: E[h|v] = b + W'v");
     rbm_free(m);
+
+    /* replicated softmax with gaussian hidden units: the hidden bias is
+     * scaled by the document length here too (rbm.h, model-keys.md), and
+     * F(v) = -log integral exp(-E) dh */
+    m = random_rbm(3, 1, RBM_REPSOFTMAX, RBM_GAUSSIAN, 0.3, &r);
+    float v5[3] = {2, 0, 3}, x5;
+    double F5, vd5[3] = {2, 0, 3};
+    ok(rbm_hidden_probs(m, 1, v5, &x5) == 0 && rbm_free_energy(m, 1, v5, &F5) == 0,
+       "replicated softmax, gaussian hidden: return 0");
+    double a5 = 5 * m->hbias[0], num5 = 0;
+    for (int i = 0; i < 3; i++)
+        a5 += vd5[i] * m->W[i];
+    for (double t = -30; t < 30; t += 1e-3) {
+        double hd = t + 5e-4;
+        num5 += exp(-energy(m, vd5, &hd)) * 1e-3;
+    }
+    ok(fabs(x5 - a5) < 1e-6, "replicated softmax, gaussian hidden: E[h|v] = "
+       "D b + W'v (%.6f vs %.6f)", x5, a5);
+    ok(fabs(-log(num5) - F5) < 1e-5, "replicated softmax, gaussian hidden: "
+       "F(v) = -log integral exp(-E) dh (%.6f vs %.6f)", F5, -log(num5));
+    rbm_free(m);
 }
 
 /* 7. Model file round trip and corrupt models. */
@@ -621,15 +643,24 @@ static void test_model_file(void)
        !memcmp(m2->sigma, m->sigma, sizeof(float) * 7),
        "model file round trip is exact");
     rbm_free(m2);
-    /* a wrong-length hbias and a non-rbm type */
+    /* rbm_from_model reads the rbm.* keys and the tensors only: model.type
+     * is lib/model.c's to check */
+    tz_attr_set_s(&back->meta, "model.type", "dbn");
+    m2 = rbm_from_model(back, err, sizeof err);
+    ok(m2 && m2->nv == 7 && m2->nh == 4 && m2->down_scale == 2,
+       "rbm_from_model does not read model.type");
+    rbm_free(m2);
+    /* a wrong-length hbias; no rbm.visible */
     uint64_t sh[1] = {3};
     float z[3] = {0};
     tz_model_add(back, "hbias", TZ_F32, 1, sh, z);
     m2 = rbm_from_model(back, err, sizeof err);
     ok(!m2 && strstr(err, "tensor 'hbias'"), "wrong hbias shape: %s", err);
-    tz_attr_set_s(&back->meta, "model.type", "dbn");
-    m2 = rbm_from_model(back, err, sizeof err);
-    ok(!m2 && !strcmp(err, "not an rbm model: model.type is 'dbn'"), "%s", err);
+    tz_model *empty = tz_model_new();
+    m2 = rbm_from_model(empty, err, sizeof err);
+    ok(!m2 && !strcmp(err, "corrupt rbm model: unknown rbm.visible '?'"),
+       "%s", err);
+    tz_model_free(empty);
     unlink(path);
     tz_model_free(back);
     tz_model_free(mf);
