@@ -50,6 +50,7 @@ struct encoder {
     const char *type;      /* model.type */
     int in_dim, out_dim;
     const char *in_what;   /* "visible" or "hidden": names in_dim's units */
+    const char *layer;     /* deep models: the output layer's name */
     int *allow_real;       /* set to 1 when the input holds probabilities */
     int probs_out;         /* the output rows are probabilities in [0,1] */
     /* NULL, or a message about a problem in rows in (B, in_dim) */
@@ -343,6 +344,7 @@ static encoder *deep_encoder_open(model *m, const encode_opts *o, encoder *e)
     e->in_dim = s->in.n;
     e->out_dim = s->out.n;
     e->in_what = "visible";
+    e->layer = s->out.name;
     e->allow_real = &s->o.allow_real;
     e->probs_out = !o->sample && s->out.unit == BM_BERNOULLI;
     e->check = deep_check;
@@ -604,6 +606,7 @@ int main(int argc, char **argv)
         (o.sample && tz_attr_set_i(&oh, "encode.seed", (int64_t)o.seed)) ||
         (o.length_set && tz_attr_set_f(&oh, "encode.length", o.length)) ||
         (modality && tz_attr_set_s(&oh, "modality.name", modality)) ||
+        (e->layer && tz_attr_set_s(&oh, "encode.layer", e->layer)) ||
         (e->probs_out && tz_attr_set_s(&oh, "data.values", "probabilities")))
         cli_die("out of memory");
 

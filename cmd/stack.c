@@ -74,7 +74,7 @@ static void usage(void)
 "                            (default: learning rate / 10)\n"
 "      --momentum M          --dbm: momentum after the first epochs (default: 0.9)\n"
 "      --initial-momentum M  --dbm: momentum in the first epochs (default: 0.5)\n"
-"      --momentum-epochs N   epochs at the initial momentum (default: 5)\n"
+"      --momentum-epochs N   --dbm: epochs at the initial momentum (default: 5)\n"
 "      --weight-decay X      --dbm: L2 coefficient on the weights (default: 0.0002)\n"
 "      --chains N            --dbm: persistent chains (default: 100)\n"
 "      --sweeps N            --dbm: Gibbs sweeps of the chains per update\n"
@@ -85,7 +85,7 @@ static void usage(void)
 "      --damping X           --dbm: mean-field damping in [0, 1) (default: 0)\n"
 "      --sparsity P          --dbm: target mean activity of hidden layers;\n"
 "                            0 = off (default: 0)\n"
-"      --sparsity-cost X     weight of the sparsity penalty (default: 0.1)\n"
+"      --sparsity-cost X     --dbm: weight of the sparsity penalty (default: 0.1)\n"
 "      --rebinarize          --dbm: draw 0/1 data from grey values each update\n"
 "                            (implies --allow-real)\n"
 "  -k, --cd-steps N          --fine-tune: Gibbs steps in the top RBM (default: 10)\n"
@@ -588,10 +588,17 @@ int main(int argc, char **argv)
         cli_usage_error("--fine-tune is for DBNs; a DBM trains with --dbm -e N");
     if (o.labels && !o.dbm)
         cli_usage_error("--labels needs --dbm");
+    if (o.classes && !o.labels)
+        cli_usage_error("--classes needs --labels");
+    if (o.fine_tune && o.rebinarize)
+        cli_usage_error("--rebinarize applies to --dbm training");
     if (o.epochs < 0)
         o.epochs = o.fine_tune ? 10 : 0;
     if (!o.dbm && !o.fine_tune && o.epochs > 0)
         cli_usage_error("training a DBN is --fine-tune; a DBM is --dbm");
+    if (o.labels && o.epochs == 0)
+        cli_usage_error("--labels needs training (-e N): the label layer is "
+                        "learnt jointly");
     if (o.lr < 0)
         o.lr = o.dbm ? 0.001 : 0.01;
     if (o.lr_min < 0)
