@@ -493,7 +493,7 @@ int ais_rbm_log_pstar(const rbm *m, int B, const float *v, double *lp)
         for (int b = 0; b < n; b++)
             lp[r0 + b] = 0;
         bm_layer_add_own(&Lv, n, rows, NULL, lp + r0);
-        bm_layer_acc_logpart(&Lh, n, x, m->vis == RBM_REPSOFTMAX ? D : NULL,
+        bm_layer_add_logpart(&Lh, n, x, m->vis == RBM_REPSOFTMAX ? D : NULL,
                              lp + r0);
     }
     free(x);
@@ -703,7 +703,7 @@ ais_target *ais_rbm_target(const rbm *m, const float *base, int doclen)
     }
     bm_layer A = r->vl;
     A.bias = r->cA;
-    bm_layer_acc_logpart(&A, 1, zero, m->vis == RBM_REPSOFTMAX ? &D : NULL,
+    bm_layer_add_logpart(&A, 1, zero, m->vis == RBM_REPSOFTMAX ? &D : NULL,
                          &lz);
     free(zero);
     t->width = V;
@@ -783,7 +783,7 @@ static void *exact_block(void *p)
         for (int b = 0; b < nb; b++)
             e[b] = 0;
         bm_layer_add_own(Ls, nb, sf, d, e);
-        bm_layer_acc_logpart_d(Lo, nb, u, d, e);
+        bm_layer_add_logpart_d(Lo, nb, u, d, e);
         for (int b = 0; b < nb; b++)
             lse_add(j, e[b]);
     }

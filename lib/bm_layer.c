@@ -250,49 +250,6 @@ void bm_layer_sample(const bm_layer *L, int B, const float *mean,
 
 /* ---- log-partitions and own terms ----------------------------------------- */
 
-void bm_layer_add_logpart(const bm_layer *L, int B, const float *x,
-                          const float *d, double *out)
-{
-    const double half_log_2pi = 0.9189385332046728;
-    int n = L->n;
-    const float *c = L->bias;
-    for (int b = 0; b < B; b++) {
-        const float *xr = x + (size_t)b * n;
-        double s = d ? d[b] : 1.0, f = 0;
-        switch (L->unit) {
-        case BM_BERNOULLI:
-            for (int i = 0; i < n; i++)
-                f += vm_softplus((double)xr[i] + s * c[i]);
-            break;
-        case BM_GAUSSIAN:
-            /* own(v) has no multiplier (as in bm_layer_mean) */
-            for (int i = 0; i < n; i++) {
-                double sg = L->sigma ? L->sigma[i] : 1.0, xi = xr[i];
-                f += half_log_2pi + log(sg) + c[i] * xi / sg +
-                     0.5 * xi * xi;
-            }
-            break;
-        case BM_REPSOFTMAX:
-        case BM_SOFTMAX: {
-            int K = L->group;
-            double D = L->unit == BM_REPSOFTMAX ? s : 1.0;
-            double bs = L->unit == BM_SOFTMAX ? s : 1.0;   /* d c for softmax */
-            for (int g = 0; g < n; g += K) {
-                double mx = -INFINITY, e = 0;
-                for (int i = 0; i < K; i++)
-                    if ((double)xr[g + i] + bs * c[g + i] > mx)
-                        mx = (double)xr[g + i] + bs * c[g + i];
-                for (int i = 0; i < K; i++)
-                    e += exp((double)xr[g + i] + bs * c[g + i] - mx);
-                f += D * (mx + log(e));
-            }
-            break;
-        }
-        }
-        out[b] += f;
-    }
-}
-
 void bm_layer_add_own(const bm_layer *L, int B, const float *v,
                       const float *d, double *out)
 {
@@ -471,7 +428,7 @@ void bm_layer_state(const bm_layer *L, uint64_t k, float *v)
     }
 }
 
-/* ---- variants for callers whose rounding is pinned (rbm.c, ais.c) -------- */
+/* ---- log-partitions (continued), row-wise draws, base rates --------------- */
 
 /* Element k of the input, given in float (xf) or in double (xd). */
 static inline double input_at(const float *xf, const double *xd, size_t k)
@@ -482,8 +439,6 @@ static inline double input_at(const float *xf, const double *xd, size_t k)
 static void acc_logpart(const bm_layer *L, int B, const float *xf,
                         const double *xd, const float *d, double *out)
 {
-    /* correctly rounded (the literal of bm_layer_add_logpart is one ulp
-     * above); ais.c's log Z has always used this value */
     const double half_log_2pi = 0.5 * log(2 * M_PI);
     int n = L->n;
     const float *c = L->bias;
@@ -525,13 +480,13 @@ static void acc_logpart(const bm_layer *L, int B, const float *xf,
     }
 }
 
-void bm_layer_acc_logpart(const bm_layer *L, int B, const float *x,
+void bm_layer_add_logpart(const bm_layer *L, int B, const float *x,
                           const float *d, double *out)
 {
     acc_logpart(L, B, x, NULL, d, out);
 }
 
-void bm_layer_acc_logpart_d(const bm_layer *L, int B, const double *x,
+void bm_layer_add_logpart_d(const bm_layer *L, int B, const double *x,
                             const float *d, double *out)
 {
     acc_logpart(L, B, NULL, x, d, out);

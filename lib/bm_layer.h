@@ -105,9 +105,14 @@ void bm_layer_sample(const bm_layer *L, int B, const float *mean,
 
 /* Sum over the layer of log sum_v exp(own(v) + s(v)'x), in double, for each
  * row of x (B, n) (the input without the bias); d as for bm_layer_mean.
- * Adds to out (B). */
+ * Each unit's term (each softmax group's, the whole replicated-softmax
+ * layer's) is added to out[b] as it is computed, one running sum that
+ * continues the caller's.  bm_layer_add_logpart_d takes its input in
+ * double (exact enumeration multiplies in double). */
 void bm_layer_add_logpart(const bm_layer *L, int B, const float *x,
                           const float *d, double *out);
+void bm_layer_add_logpart_d(const bm_layer *L, int B, const double *x,
+                            const float *d, double *out);
 
 /* Adds own(v) (the layer's own term of -E) of each row of v (B, n) to
  * out (B); d as for bm_layer_mean (replicated softmax ignores it). */
@@ -145,19 +150,7 @@ void bm_layer_random(const bm_layer *L, float *v, long length, rng_t *rng);
 double bm_layer_states(const bm_layer *L);
 void bm_layer_state(const bm_layer *L, uint64_t k, float *v);
 
-/* ---- variants for callers whose rounding is pinned (rbm.c, ais.c) -------- */
-
-/* As bm_layer_add_logpart, but each unit's term (each softmax group's, the
- * whole replicated-softmax layer's) is added to out[b] as it is computed:
- * one running sum that continues the caller's (an own term, H log 2, ...)
- * instead of the layer's total added once, so the last bits can differ
- * from bm_layer_add_logpart.  The gaussian constant is log(sqrt(2 pi))
- * rounded correctly (0.5 * log(2 pi)).  bm_layer_acc_logpart_d takes its
- * input in double (exact enumeration multiplies in double). */
-void bm_layer_acc_logpart(const bm_layer *L, int B, const float *x,
-                          const float *d, double *out);
-void bm_layer_acc_logpart_d(const bm_layer *L, int B, const double *x,
-                            const float *d, double *out);
+/* ---- row-wise draws and base rates (AIS) ---------------------------------- */
 
 /* Draws given the input rather than the mean, one random stream per row
  * (rng has B streams; row b uses rng[b], as AIS runs do): row b of out

@@ -391,7 +391,7 @@ int rbm_free_energy(const rbm *m, int B, const float *v, double *F)
         for (int b = 0; b < n; b++)
             G[b] = 0;
         bm_layer_add_own(&Lv, n, vb, NULL, G);
-        bm_layer_acc_logpart(&Lh, n, x, NULL, G);
+        bm_layer_add_logpart(&Lh, n, x, NULL, G);
         for (int b = 0; b < n; b++)
             G[b] = -G[b];
     }

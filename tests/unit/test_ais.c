@@ -6,7 +6,7 @@
  *   - log p*(v) against log sum_h exp(-E(v,h)) and rbm_free_energy;
  *   - AIS log Z within 0.1 nats of the exact value, the exact value inside
  *     the reported interval, for random models of every visible type;
- *   - the layer variants AIS and rbm.c use (bm_layer_acc_logpart[_d]
+ *   - the layer functions AIS and rbm.c use (bm_layer_add_logpart[_d]
  *     against bm_layer_add_logpart, bm_layer_sample_input's frequencies);
  *   - the schedule, the interval formula, determinism.
  */
@@ -294,16 +294,16 @@ static void test_layer_variants(void)
         bm_layer_add_logpart(&L, B, x, dd, a);
         for (int b = 0; b < B; b++)
             c[b] = e[b] = 5.0;
-        bm_layer_acc_logpart(&L, B, x, dd, c);
-        bm_layer_acc_logpart_d(&L, B, xd, dd, e);
+        bm_layer_add_logpart(&L, B, x, dd, c);
+        bm_layer_add_logpart_d(&L, B, xd, dd, e);
         double worst = 0;
         int same = 1;
         for (int b = 0; b < B; b++) {
             worst = fmax(worst, fabs(c[b] - 5.0 - a[b]) / fmax(1, fabs(a[b])));
             same &= c[b] == e[b];
         }
-        ok(worst < 1e-13 && same, "bm_layer_acc_logpart, %s: as add_logpart "
-           "(rel. diff %.2g), float and double input alike",
+        ok(worst < 1e-13 && same, "bm_layer_add_logpart, %s: continues a "
+           "running sum (rel. diff %.2g), float and double input alike",
            rbm_unit_name(types[t]), worst);
 
         /* draws given one row's input, every row its own stream */
