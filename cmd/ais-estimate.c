@@ -380,7 +380,8 @@ static void base_rows(void *arg, int n, const float *v)
     const float *src = v;
     int width = model_layer(J->m, J->layer).n;
     if (J->layer > 0) {
-        dbn_up(J->m->dbn, n, v, J->layer, J->x, NULL, J->w);
+        if (dbn_up(J->m->dbn, n, v, J->layer, J->x, NULL, J->w))
+            cli_die("out of memory");
         src = J->x[J->layer];
     }
     for (int b = 0; b < n; b++)

@@ -113,6 +113,7 @@ typedef struct {
     int B;
     const float *in;      /* (B, in_dim) */
     float *out;           /* (B, out_dim) */
+    volatile int failed;  /* a thread ran out of memory */
 } map_job;
 
 static void map_part(void *arg, int id, int T)
@@ -120,10 +121,11 @@ static void map_part(void *arg, int id, int T)
     map_job *J = arg;
     const rbm *m = J->s->m;
     int a = par_split(J->B, T, id), n = par_split(J->B, T, id + 1) - a;
-    if (!J->s->o.down)
-        rbm_hidden_probs(m, n, J->in + (size_t)a * m->nv,
-                         J->out + (size_t)a * m->nh);
-    else
+    if (!J->s->o.down) {
+        if (rbm_hidden_probs(m, n, J->in + (size_t)a * m->nv,
+                             J->out + (size_t)a * m->nh))
+            J->failed = 1;
+    } else
         rbm_visible_probs(m, n, J->in + (size_t)a * m->nh, J->s->d + a,
                           J->out + (size_t)a * m->nv);
 }
@@ -131,11 +133,13 @@ static void map_part(void *arg, int id, int T)
 static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
 {
     rbm_enc *s = e->impl;
-    map_job J = {s, B, in, out};
+    map_job J = {s, B, in, out, 0};
     if (!s->o.down) {
         /* out (B, H) = E[h | v], threads; a sample of h on one stream, so
          * that samples do not depend on the thread count */
         par_run(s->pool, map_part, &J);
+        if (J.failed)
+            cli_die("out of memory");
         if (s->o.sample)
             rbm_sample_hidden(s->m, B, out, out, &s->rng);
         return;
@@ -151,8 +155,8 @@ static void rbm_enc_map(encoder *e, int B, const float *in, float *out)
         s->d[b] = (float)s->o.length;
     /* out (B, V) = E[v | h] or a sample of v */
     par_run(s->pool, map_part, &J);
-    if (s->o.sample)
-        rbm_sample_visible(s->m, B, out, s->d, out, &s->rng);
+    if (s->o.sample && rbm_sample_visible(s->m, B, out, s->d, out, &s->rng))
+        cli_die("out of memory");
 }
 
 static void rbm_enc_free(encoder *e)
@@ -216,6 +220,7 @@ typedef struct {
     par_pool *pool;
     deep_part *part;          /* (threads) */
     double *cdf;
+    volatile int failed;      /* a thread ran out of memory */
 } deep_enc;
 
 static const char *deep_check(encoder *e, int B, const float *in)
@@ -242,7 +247,8 @@ static void deep_part_run(void *arg, int id, int T)
     const float *in = J->in + (size_t)a * s->in.n;
     float *out = J->out + (size_t)a * s->out.n;
     if (s->m->kind == MODEL_DBN) {
-        dbn_up(s->m->dbn, n, in, s->layer, p->x, NULL, NULL);
+        if (dbn_up(s->m->dbn, n, in, s->layer, p->x, NULL, NULL))
+            s->failed = 1;
         memcpy(out, p->x[s->layer], (size_t)n * s->out.n * sizeof *out);
         return;
     }
@@ -259,6 +265,8 @@ static void deep_map(encoder *e, int B, const float *in, float *out)
     deep_enc *s = e->impl;
     deep_job J = {s, B, in, out};
     par_run(s->pool, deep_part_run, &J);
+    if (s->failed)
+        cli_die("out of memory");
     if (s->o.sample)      /* one stream: samples do not depend on threads */
         bm_layer_sample(&s->out, B, out, NULL, out, &s->rng, s->cdf);
 }

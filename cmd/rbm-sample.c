@@ -172,14 +172,16 @@ static void run_block(sampler *s, int B)
     rbm_doc_lengths(m, B, s->v, s->d);
     for (long t = 1; t <= s->o.steps; t++) {
         /* ph (B,H) = p(h|v); h ~ ph; pv (B,V) = E[v|h]; v ~ pv */
-        rbm_hidden_probs(m, B, s->v, s->ph);
+        if (rbm_hidden_probs(m, B, s->v, s->ph))
+            cli_die("out of memory");
         for (int b = 0; b < B; b++)
             rbm_sample_hidden(m, 1, s->ph + (size_t)b * H, s->h + (size_t)b * H,
                               &s->rng[b]);
         rbm_visible_probs(m, B, s->h, s->d, s->pv);
         for (int b = 0; b < B; b++)
-            rbm_sample_visible(m, 1, s->pv + (size_t)b * V, s->d + b,
-                               s->v + (size_t)b * V, &s->rng[b]);
+            if (rbm_sample_visible(m, 1, s->pv + (size_t)b * V, s->d + b,
+                                   s->v + (size_t)b * V, &s->rng[b]))
+                cli_die("out of memory");
         apply_clamp(s, B, s->v);
         long k = emit_index(&s->o, t);
         if (k < 0)
@@ -380,7 +382,8 @@ static void deep_start(deep_sampler *s, int B, int from_rows, long length)
     int n = d->n;
     bm_layer T = dbn_layer(d, n - 1);
     if (from_rows) {
-        dbn_up(d, B, v, n - 1, s->x, NULL, NULL);
+        if (dbn_up(d, B, v, n - 1, s->x, NULL, NULL))
+            cli_die("out of memory");
         sample_rows(&T, B, s->x[n - 1], NULL, s->x[n - 1], s->rng, s->cdf);
     } else {
         for (int b = 0; b < B; b++)
@@ -432,12 +435,14 @@ static void deep_step(deep_sampler *s, int B, int emit)
     int n = d->n;
     rbm *top = d->r[n - 1];
     if (s->clamp) {           /* re-infer the top's visible layer from v */
-        dbn_up(d, B, s->x[0], n - 1, s->x, NULL, NULL);
+        if (dbn_up(d, B, s->x[0], n - 1, s->x, NULL, NULL))
+            cli_die("out of memory");
         bm_layer T = dbn_layer(d, n - 1);
         sample_rows(&T, B, s->x[n - 1], NULL, s->x[n - 1], s->rng, s->cdf);
     }
     bm_layer H = dbn_layer(d, n), T = dbn_layer(d, n - 1);
-    rbm_hidden_probs(top, B, s->x[n - 1], s->x[n]);
+    if (rbm_hidden_probs(top, B, s->x[n - 1], s->x[n]))
+        cli_die("out of memory");
     sample_rows(&H, B, s->x[n], NULL, s->x[n], s->rng, s->cdf);
     rbm_visible_probs(top, B, s->x[n], NULL, s->t);
     sample_rows(&T, B, s->t, NULL, s->x[n - 1], s->rng, s->cdf);

@@ -242,7 +242,8 @@ static double mean_free_energy(const rbm *m, const dataset *ds, uint64_t n)
     for (uint64_t r0 = 0; r0 < n; r0 += CH) {
         int c = n - r0 < CH ? (int)(n - r0) : CH;
         dataset_gather(ds, NULL, r0, c, buf);
-        rbm_free_energy(m, c, buf, F);
+        if (rbm_free_energy(m, c, buf, F))
+            cli_die("out of memory");
         for (int b = 0; b < c; b++)
             sum += F[b];
     }
@@ -266,6 +267,7 @@ typedef struct {
     uint64_t r0;
     int n;
     float *buf, *ph;      /* (n, V), (n, H) */
+    volatile int failed;  /* a thread ran out of memory */
 } emit_job;
 
 static void emit_part(void *arg, int id, int T)
@@ -274,8 +276,9 @@ static void emit_part(void *arg, int id, int T)
     int a = par_split(J->n, T, id), b = par_split(J->n, T, id + 1);
     dataset_gather(J->ds, NULL, J->r0 + (uint64_t)a, b - a,
            J->buf + (size_t)a * J->ds->V);
-    rbm_hidden_probs(J->m, b - a, J->buf + (size_t)a * J->ds->V,
-                     J->ph + (size_t)a * J->m->nh);
+    if (rbm_hidden_probs(J->m, b - a, J->buf + (size_t)a * J->ds->V,
+                         J->ph + (size_t)a * J->m->nh))
+        J->failed = 1;
 }
 
 static void emit_hidden(const rbm *m, const dataset *ds, int force,
@@ -300,8 +303,10 @@ static void emit_hidden(const rbm *m, const dataset *ds, int force,
         cli_die("out of memory");
     for (uint64_t r0 = 0; r0 < ds->rows; r0 += CH) {
         int c = ds->rows - r0 < CH ? (int)(ds->rows - r0) : CH;
-        emit_job J = {m, ds, r0, c, buf, ph};
+        emit_job J = {m, ds, r0, c, buf, ph, 0};
         par_run(pool, emit_part, &J);
+        if (J.failed)
+            cli_die("out of memory");
         if ((e = tz_write(w, ph, (size_t)c)))
             cli_die_writer("", w, e);
     }

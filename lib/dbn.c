@@ -312,18 +312,20 @@ void dbn_down_mean(const dbn *d, int k, int B, const float *x,
     bm_layer_mean(&L, B, out, dl);
 }
 
-void dbn_up(const dbn *d, int B, const float *v, int top, float *const *x,
-            rng_t *rng, dbn_work *w)
+int dbn_up(const dbn *d, int B, const float *v, int top, float *const *x,
+           rng_t *rng, dbn_work *w)
 {
     (void)w;
     const float *below = v;
     for (int l = 1; l <= top && l <= d->n; l++) {
         const rbm *m = d->r[l - 1];
-        rbm_hidden_probs(m, B, below, x[l]);
+        if (rbm_hidden_probs(m, B, below, x[l]))
+            return BM_E_NOMEM;
         if (rng)
             rbm_sample_hidden(m, B, x[l], x[l], rng);
         below = x[l];
     }
+    return 0;
 }
 
 void dbn_down(const dbn *d, int B, int from, float *const *x, int means,
@@ -386,7 +388,8 @@ int dbn_lower_bound(const dbn *d, int B, const float *v, int S, rng_t *rng,
         const float *below = v;
         for (int l = 1; l < n; l++) {
             const rbm *m = d->r[l - 1];
-            rbm_hidden_probs(m, B, below, w->p[l]);
+            if (rbm_hidden_probs(m, B, below, w->p[l]))
+                return BM_E_NOMEM;
             bm_layer H = rbm_hidden_layer(m);
             if (bm_layer_add_entropy(&H, B, w->p[l], w->acc))
                 return BM_E_UNSUPPORTED;
@@ -474,7 +477,8 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
     /* wake: a[l] samples up to the top RBM's visible layer n-1 */
     const float *below = v;
     for (int l = 1; l < n; l++) {
-        rbm_hidden_probs(d->r[l - 1], B, below, w->p[l]);
+        if (rbm_hidden_probs(d->r[l - 1], B, below, w->p[l]))
+            return BM_E_NOMEM;
         rbm_sample_hidden(d->r[l - 1], B, w->p[l], w->a[l], rng);
         below = w->a[l];
     }
@@ -483,12 +487,14 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
      * states, p[n] the positive hidden probabilities */
     rbm *top = d->r[n - 1];
     int Vt = top->nv, Ht = top->nh;
-    rbm_hidden_probs(top, B, wake_top, w->p[n]);
+    if (rbm_hidden_probs(top, B, wake_top, w->p[n]))
+        return BM_E_NOMEM;
     rbm_sample_hidden(top, B, w->p[n], w->s[n], rng);
     for (int s = 0; s < (o->k < 1 ? 1 : o->k); s++) {
         rbm_visible_probs(top, B, w->s[n], NULL, w->q[n - 1]);
-        rbm_sample_visible(top, B, w->q[n - 1], NULL, w->s[n - 1], rng);
-        rbm_hidden_probs(top, B, w->s[n - 1], w->q[n]);
+        if (rbm_sample_visible(top, B, w->q[n - 1], NULL, w->s[n - 1], rng) ||
+            rbm_hidden_probs(top, B, w->s[n - 1], w->q[n]))
+            return BM_E_NOMEM;
         rbm_sample_hidden(top, B, w->q[n], w->s[n], rng);
     }
     /* generative predictions of the wake states, before any update */
@@ -512,7 +518,8 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
         }
     }
     for (int k = 0; k + 1 < n; k++)
-        rbm_hidden_probs(d->r[k], B, w->s[k], w->p[k + 1]);
+        if (rbm_hidden_probs(d->r[k], B, w->s[k], w->p[k + 1]))
+            return BM_E_NOMEM;
 
     /* updates: generative levels from the wake phase */
     for (int k = 0; k + 1 < n; k++) {

@@ -57,9 +57,9 @@ void dbn_work_free(dbn_work *w);
 /* Up-pass of B rows v (B, n_0): x[l] (B, n_l) <- recognition means of
  * layers 1..top (x[0] is not touched; the caller's arrays), each from the
  * means below, or from samples below when rng is not NULL (x then holds
- * the samples). */
-void dbn_up(const dbn *d, int B, const float *v, int top, float *const *x,
-            rng_t *rng, dbn_work *w);
+ * the samples).  Returns 0 or BM_E_NOMEM. */
+int dbn_up(const dbn *d, int B, const float *v, int top, float *const *x,
+           rng_t *rng, dbn_work *w);
 
 /* Down-pass from layer `from` (x[from] (B, n_from) given) to layer 0: each
  * layer below drawn from p(h_k | h_(k+1)) (x[k] gets the draw), except
