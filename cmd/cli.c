@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gemm.h"
@@ -299,4 +300,83 @@ void cli_check_dataset(const dataset *ds, const bm_layer *L, int allow_real,
         ? " (use tensor binarize, or --allow-real for probabilities)" : "";
     cli_die("%s: row %llu: %s%s", what, (unsigned long long)(row + 1), msg,
             hint);
+}
+
+/* ---- a training run's plumbing ------------------------------------------- */
+
+volatile sig_atomic_t cli_stop;
+
+static void on_stop_signal(int sig)
+{
+    cli_stop = sig;
+}
+
+void cli_trap_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_restore_signals(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+char *cli_ckpt_path(const char *model)
+{
+    size_t n = strlen(model) + 6;
+    char *p = malloc(n);
+    if (!p)
+        cli_die("out of memory");
+    snprintf(p, n, "%s.ckpt", model);
+    return p;
+}
+
+FILE *cli_open_log(const char *path, int resume, const char *header)
+{
+    FILE *f = fopen(path, resume ? "a" : "w");
+    if (!f)
+        cli_die("%s:", path);
+    if (!resume)
+        fprintf(f, "%s\n", header);
+    return f;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_batch_progress(double *last, long ep, long epochs, long batch,
+                        long batches, double recon)
+{
+    if (!cli_progress_enabled() || cli_now() - *last <= 0.5)
+        return;
+    *last = cli_now();
+    fprintf(stderr, "\repoch %ld/%ld  batch %ld/%ld  recon %.4f ", ep + 1,
+            epochs, batch + 1, batches, recon);
+}
+
+void cli_epoch_progress(long ep, long epochs, double secs, double recon)
+{
+    if (cli_progress_enabled())
+        fprintf(stderr, "\repoch %ld/%ld  %.2f s  recon %.4f          \n",
+                ep + 1, epochs, secs, recon);
+}
+
+noreturn void cli_interrupted(const char *ckpt, long ep, long batch)
+{
+    int sig = cli_stop ? cli_stop : SIGTERM;
+    if (cli_progress_enabled())
+        fputc('\n', stderr);
+    cli_warn("interrupted; checkpoint saved to %s (epoch %ld, batch %ld)",
+             ckpt, ep + 1, batch);
+    exit(128 + sig);
 }

@@ -7,6 +7,7 @@
 #ifndef RBMKIT_CLI_H
 #define RBMKIT_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdnoreturn.h>
@@ -98,6 +99,29 @@ void cli_load_dataset(const char *path, dataset *ds);
  * is not a valid state of layer L. */
 void cli_check_dataset(const dataset *ds, const bm_layer *L, int allow_real,
                        const char *what);
+
+/* ---- a training run's plumbing (rbm-train, stack) ---------------------- */
+
+/* Set to the signal number by SIGINT or SIGTERM once cli_trap_stop_signals
+ * ran: the trainer finishes its batch, saves a checkpoint and calls
+ * cli_interrupted.  cli_restore_signals puts the defaults back. */
+extern volatile sig_atomic_t cli_stop;
+void cli_trap_stop_signals(void);
+void cli_restore_signals(void);
+/* "MODEL.ckpt", malloc'd. */
+char *cli_ckpt_path(const char *model);
+/* The --log file: appended to when resuming, else created with the header
+ * line.  Dies with the path on failure. */
+FILE *cli_open_log(const char *path, int resume, const char *header);
+double cli_now(void);     /* monotonic seconds */
+/* Progress on stderr when enabled: the batch line at most every 0.5 s
+ * (*last holds the time of the previous one), and the epoch's summary. */
+void cli_batch_progress(double *last, long ep, long epochs, long batch,
+                        long batches, double recon);
+void cli_epoch_progress(long ep, long epochs, double secs, double recon);
+/* "interrupted; checkpoint saved to CKPT (epoch E, batch B)" and exit
+ * 128 + the signal. */
+noreturn void cli_interrupted(const char *ckpt, long ep, long batch);
 
 /* Model loading with a clear error. */
 tz_model *cli_load_model(const char *path);

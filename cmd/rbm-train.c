@@ -24,13 +24,6 @@
 #include "rng.h"
 #include "tz.h"
 
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-}
-
 static void usage(void)
 {
     printf(
@@ -202,16 +195,6 @@ static void set_provenance(tz_model *mf, const options *o, const dataset *ds,
     tz_attr_set_f(h, "train.recon_error", recon);
 }
 
-static char *ckpt_path(const char *model)
-{
-    size_t n = strlen(model) + 6;
-    char *p = malloc(n);
-    if (!p)
-        cli_die("out of memory");
-    snprintf(p, n, "%s.ckpt", model);
-    return p;
-}
-
 static void save_checkpoint(const char *path, const rbm *m,
                             const rbm_trainer *t, const options *o,
                             const dataset *ds, const char *key, long epoch,
@@ -250,13 +233,6 @@ static double mean_free_energy(const rbm *m, const dataset *ds, uint64_t n)
     free(buf);
     free(F);
     return sum / (double)n;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* One chunk of emit_hidden: rows [r0, r0 + n) of ds, split among the
@@ -417,7 +393,7 @@ int main(int argc, char **argv)
 
     char key[1024];
     options_key(&o, &ds, key, sizeof key);
-    char *ckpt = ckpt_path(o.output);
+    char *ckpt = cli_ckpt_path(o.output);
     rbm *m = NULL;
     rbm_trainer *t = NULL;
     long start_epoch = 0, start_batch = 0;
@@ -492,22 +468,11 @@ int main(int argc, char **argv)
     if (rbm_trainer_set_threads(t, o.threads))
         cli_die("cannot start %d threads", o.threads);
 
-    FILE *logf = NULL;
-    if (o.log) {
-        logf = fopen(o.log, o.resume ? "a" : "w");
-        if (!logf)
-            cli_die("%s:", o.log);
-        if (!o.resume)
-            fprintf(logf, "epoch\tseconds\trecon_error%s\n",
-                    o.valid ? "\tfe_train\tfe_valid\tfe_gap" : "");
-    }
+    FILE *logf = o.log ? cli_open_log(o.log, o.resume, o.valid
+        ? "epoch\tseconds\trecon_error\tfe_train\tfe_valid\tfe_gap"
+        : "epoch\tseconds\trecon_error") : NULL;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_trap_stop_signals();
 
     uint64_t N = ds.rows;
     long nb = (long)((N + o.batch - 1) / o.batch);
@@ -523,11 +488,10 @@ int main(int argc, char **argv)
     to.sparsity_target = (float)o.sparsity;
     to.sparsity_cost = (float)o.sparsity_cost;
     to.learn_sigma = o.learn_sigma;
-    int progress = cli_progress_enabled();
     long done = 0;
     double last_recon = 0;
     for (long ep = start_epoch; ep < o.epochs; ep++) {
-        double t0 = now(), tshow = t0;
+        double t0 = cli_now(), tshow = t0;
         rng_t order = order_root, er;
         rng_split(&er, &order, (uint64_t)ep);
         rng_permutation(&er, perm, N);
@@ -539,28 +503,17 @@ int main(int argc, char **argv)
             dataset_gather(&ds, perm + r0, 0, B, batch);
             recon_sum += rbm_train_step(t, B, batch, &to);
             if (o.stop_after && ++done == o.stop_after)
-                got_signal = SIGTERM;
-            if (got_signal) {
-                int sig = got_signal;
+                cli_stop = SIGTERM;
+            if (cli_stop) {
                 save_checkpoint(ckpt, m, t, &o, &ds, key, ep, bi + 1, recon_sum);
-                if (progress)
-                    fputc('\n', stderr);
-                cli_warn("interrupted; checkpoint saved to %s (epoch %ld, "
-                         "batch %ld)", ckpt, ep + 1, bi + 1);
-                exit(128 + sig);
+                cli_interrupted(ckpt, ep, bi + 1);
             }
-            if (progress && now() - tshow > 0.5) {
-                tshow = now();
-                fprintf(stderr, "\repoch %ld/%ld  batch %ld/%ld  recon %.4f ",
-                        ep + 1, o.epochs, bi + 1, nb,
-                        recon_sum / (double)(r0 + B));
-            }
+            cli_batch_progress(&tshow, ep, o.epochs, bi, nb,
+                               recon_sum / (double)(r0 + B));
         }
         last_recon = recon_sum / (double)N;
-        double secs = now() - t0;
-        if (progress)
-            fprintf(stderr, "\repoch %ld/%ld  %.2f s  recon %.4f          \n",
-                    ep + 1, o.epochs, secs, last_recon);
+        double secs = cli_now() - t0;
+        cli_epoch_progress(ep, o.epochs, secs, last_recon);
         if (logf) {
             fprintf(logf, "%ld\t%.3f\t%.6f", ep + 1, secs, last_recon);
             if (o.valid) {
@@ -576,8 +529,7 @@ int main(int argc, char **argv)
         if (o.ckpt_every && (ep + 1) % o.ckpt_every == 0 && ep + 1 < o.epochs)
             save_checkpoint(ckpt, m, t, &o, &ds, key, ep + 1, 0, 0);
     }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    cli_restore_signals();
     if (logf && fclose(logf) != 0)
         cli_die("%s:", o.log);
 

@@ -35,13 +35,6 @@
 #include "rng.h"
 #include "tz.h"
 
-static volatile sig_atomic_t got_signal;
-
-static void on_signal(int sig)
-{
-    got_signal = sig;
-}
-
 static void usage(void)
 {
     printf(
@@ -172,13 +165,6 @@ typedef struct {
     int nmodels;
 } options;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* 1 when the first section of path carries model.type. */
 static int is_model(const char *path)
 {
@@ -205,16 +191,6 @@ static model *open_model(const char *path)
     if (!m)
         cli_die("%s", err);
     return m;
-}
-
-static char *ckpt_path(const char *out)
-{
-    size_t n = strlen(out) + 6;
-    char *p = malloc(n);
-    if (!p)
-        cli_die("out of memory");
-    snprintf(p, n, "%s.ckpt", out);
-    return p;
 }
 
 static void save_model(tz_model *mf, const char *path)
@@ -675,7 +651,7 @@ int main(int argc, char **argv)
 
     char key[1024];
     options_key(&o, &ds, key, sizeof key);
-    char *ckpt = ckpt_path(o.output);
+    char *ckpt = cli_ckpt_path(o.output);
     rng_t root;
     rng_seed(&root, o.seed);
     rng_t init_rng, order_root;
@@ -764,21 +740,10 @@ int main(int argc, char **argv)
     if (s.d && !dw)
         cli_die("out of memory");
 
-    FILE *logf = NULL;
-    if (o.log) {
-        logf = fopen(o.log, o.resume ? "a" : "w");
-        if (!logf)
-            cli_die("%s:", o.log);
-        if (!o.resume)
-            fprintf(logf, "epoch\tseconds\trecon_error\tlearning_rate%s\n",
-                    s.net ? "\tmf_sweeps" : "");
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    FILE *logf = o.log ? cli_open_log(o.log, o.resume, s.net
+        ? "epoch\tseconds\trecon_error\tlearning_rate\tmf_sweeps"
+        : "epoch\tseconds\trecon_error\tlearning_rate") : NULL;
+    cli_trap_stop_signals();
 
     uint64_t N = ds.rows;
     long nb = (long)((N + o.batch - 1) / o.batch);
@@ -791,11 +756,10 @@ int main(int argc, char **argv)
     data[0] = batch;
     if (lab >= 0)
         data[lab] = ybatch;
-    int progress = cli_progress_enabled();
     long done = 0;
     double last_recon = 0;
     for (long ep = start_epoch; ep < o.epochs; ep++) {
-        double t0 = now(), tshow = t0, sweeps_sum = 0;
+        double t0 = cli_now(), tshow = t0, sweeps_sum = 0;
         rng_t order = order_root, er;
         rng_split(&er, &order, (uint64_t)ep);
         rng_permutation(&er, perm, N);
@@ -828,28 +792,17 @@ int main(int argc, char **argv)
             }
             recon_sum += rec;
             if (o.stop_after && ++done == o.stop_after)
-                got_signal = SIGTERM;
-            if (got_signal) {
-                int sig = got_signal;
+                cli_stop = SIGTERM;
+            if (cli_stop) {
                 save_checkpoint(ckpt, &s, &o, &ds, key, ep, bi + 1, recon_sum);
-                if (progress)
-                    fputc('\n', stderr);
-                cli_warn("interrupted; checkpoint saved to %s (epoch %ld, "
-                         "batch %ld)", ckpt, ep + 1, bi + 1);
-                exit(128 + sig);
+                cli_interrupted(ckpt, ep, bi + 1);
             }
-            if (progress && now() - tshow > 0.5) {
-                tshow = now();
-                fprintf(stderr, "\repoch %ld/%ld  batch %ld/%ld  recon %.4f ",
-                        ep + 1, o.epochs, bi + 1, nb,
-                        recon_sum / (double)(r0 + B));
-            }
+            cli_batch_progress(&tshow, ep, o.epochs, bi, nb,
+                               recon_sum / (double)(r0 + B));
         }
         last_recon = recon_sum / (double)N;
-        double secs = now() - t0;
-        if (progress)
-            fprintf(stderr, "\repoch %ld/%ld  %.2f s  recon %.4f          \n",
-                    ep + 1, o.epochs, secs, last_recon);
+        double secs = cli_now() - t0;
+        cli_epoch_progress(ep, o.epochs, secs, last_recon);
         if (logf) {
             fprintf(logf, "%ld\t%.3f\t%.6f\t%.6g", ep + 1, secs, last_recon,
                     lr);
@@ -862,8 +815,7 @@ int main(int argc, char **argv)
         if (o.ckpt_every && (ep + 1) % o.ckpt_every == 0 && ep + 1 < o.epochs)
             save_checkpoint(ckpt, &s, &o, &ds, key, ep + 1, 0, 0);
     }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    cli_restore_signals();
     if (logf && fclose(logf) != 0)
         cli_die("%s:", o.log);
 

@@ -1162,26 +1162,12 @@ int bm_trainer_save(const bm_trainer *t, tz_model *mf)
     return e;
 }
 
-static int load_exact(tz_model *mf, const char *name, int dtype,
-                      uint64_t count, uint64_t elems, void *dst)
-{
-    tz_tensor *x = tz_model_find(mf, name);
-    if (!x || x->h.dtype != dtype || x->count != count ||
-        tz_record_elems(&x->h) != elems) {
-        snprintf(mf->err, sizeof mf->err, "checkpoint: tensor '%s' is "
-                 "missing or has the wrong shape", name);
-        return BM_E_ARG;
-    }
-    memcpy(dst, x->data, (size_t)(count * elems) * tz_dtype_size(dtype));
-    return 0;
-}
-
 int bm_trainer_load(bm_trainer *t, tz_model *mf)
 {
     bm_net *net = t->net;
     char name[64];
     int64_t rs[4], state[3];
-    int e = load_exact(mf, "train.state", TZ_I64, 3, 1, state);
+    int e = tz_model_read_exact(mf, "train.state", TZ_I64, 3, 1, state);
     if (!e && state[0] != t->C) {
         snprintf(mf->err, sizeof mf->err, "checkpoint: %lld chains, "
                  "trainer has %d", (long long)state[0], t->C);
@@ -1189,21 +1175,21 @@ int bm_trainer_load(bm_trainer *t, tz_model *mf)
     }
     for (int k = 0; k < net->ne && !e; k++) {
         snprintf(name, sizeof name, "train.W%d_inc", k + 1);
-        e = load_exact(mf, name, TZ_F32, (uint64_t)net->L[net->E[k].a].n,
+        e = tz_model_read_exact(mf, name, TZ_F32, (uint64_t)net->L[net->E[k].a].n,
                        (uint64_t)net->L[net->E[k].b].n, t->Winc[k]);
     }
     for (int l = 0; l < net->nl && !e; l++) {
         const bm_layer *L = &net->L[l];
         snprintf(name, sizeof name, "train.%s.bias_inc", L->name);
-        e = load_exact(mf, name, TZ_F32, (uint64_t)L->n, 1, t->binc[l]);
+        e = tz_model_read_exact(mf, name, TZ_F32, (uint64_t)L->n, 1, t->binc[l]);
         snprintf(name, sizeof name, "train.chain.%s", L->name);
-        if (!e) e = load_exact(mf, name, TZ_F32, (uint64_t)t->C,
+        if (!e) e = tz_model_read_exact(mf, name, TZ_F32, (uint64_t)t->C,
                                (uint64_t)L->n,
                                t->st.x[l] + (size_t)t->cap * L->n);
         if (!e)
             bm_state_sync(net, &t->st, l, t->cap, t->C);
     }
-    if (!e) e = load_exact(mf, "train.rng", TZ_I64, 4, 1, rs);
+    if (!e) e = tz_model_read_exact(mf, "train.rng", TZ_I64, 4, 1, rs);
     if (e)
         return e;
     memcpy(t->rng.s, rs, sizeof rs);

@@ -827,38 +827,24 @@ int rbm_trainer_save(const rbm_trainer *t, tz_model *mf)
     return e;
 }
 
-static int load_exact(tz_model *mf, const char *name, int dtype,
-                      uint64_t count, uint64_t elems, void *dst)
-{
-    tz_tensor *x = tz_model_find(mf, name);
-    if (!x || x->h.dtype != dtype || x->count != count ||
-        tz_record_elems(&x->h) != elems) {
-        snprintf(mf->err, sizeof mf->err, "checkpoint: tensor '%s' is "
-                 "missing or has the wrong shape", name);
-        return TZ_E_MISMATCH;
-    }
-    memcpy(dst, x->data, (size_t)(count * elems) * tz_dtype_size(dtype));
-    return 0;
-}
-
 int rbm_trainer_load(rbm_trainer *t, tz_model *mf)
 {
     const rbm *m = t->m;
     int64_t state[3], rs[4];
-    int e = load_exact(mf, "train.state", TZ_I64, 3, 1, state);
+    int e = tz_model_read_exact(mf, "train.state", TZ_I64, 3, 1, state);
     if (!e && state[0] != t->cap) {
         snprintf(mf->err, sizeof mf->err, "checkpoint: batch size %lld, "
                  "trainer has %d", (long long)state[0], t->cap);
         return TZ_E_MISMATCH;
     }
-    if (!e) e = load_exact(mf, "train.W_inc", TZ_F32, m->nv, m->nh, t->Winc);
-    if (!e) e = load_exact(mf, "train.vbias_inc", TZ_F32, m->nv, 1, t->vinc);
-    if (!e) e = load_exact(mf, "train.hbias_inc", TZ_F32, m->nh, 1, t->hinc);
-    if (!e) e = load_exact(mf, "train.log_sigma_inc", TZ_F32, m->nv, 1, t->sinc);
-    if (!e) e = load_exact(mf, "train.activity", TZ_F32, m->nh, 1, t->q);
-    if (!e) e = load_exact(mf, "train.chain_h", TZ_F32, t->cap, m->nh, t->chain_h);
-    if (!e) e = load_exact(mf, "train.chain_d", TZ_F32, t->cap, 1, t->chain_d);
-    if (!e) e = load_exact(mf, "train.rng", TZ_I64, 4, 1, rs);
+    if (!e) e = tz_model_read_exact(mf, "train.W_inc", TZ_F32, m->nv, m->nh, t->Winc);
+    if (!e) e = tz_model_read_exact(mf, "train.vbias_inc", TZ_F32, m->nv, 1, t->vinc);
+    if (!e) e = tz_model_read_exact(mf, "train.hbias_inc", TZ_F32, m->nh, 1, t->hinc);
+    if (!e) e = tz_model_read_exact(mf, "train.log_sigma_inc", TZ_F32, m->nv, 1, t->sinc);
+    if (!e) e = tz_model_read_exact(mf, "train.activity", TZ_F32, m->nh, 1, t->q);
+    if (!e) e = tz_model_read_exact(mf, "train.chain_h", TZ_F32, t->cap, m->nh, t->chain_h);
+    if (!e) e = tz_model_read_exact(mf, "train.chain_d", TZ_F32, t->cap, 1, t->chain_d);
+    if (!e) e = tz_model_read_exact(mf, "train.rng", TZ_I64, 4, 1, rs);
     if (e)
         return e;
     memcpy(t->rng.s, rs, sizeof rs);

@@ -1453,6 +1453,20 @@ int tz_model_add(tz_model *m, const char *name, int dtype, int ndim,
     return 0;
 }
 
+int tz_model_read_exact(tz_model *m, const char *name, int dtype,
+                        uint64_t count, uint64_t elems, void *dst)
+{
+    tz_tensor *x = tz_model_find(m, name);
+    if (!x || x->h.dtype != dtype || x->count != count ||
+        tz_record_elems(&x->h) != elems) {
+        snprintf(m->err, sizeof m->err, "checkpoint: tensor '%s' is "
+                 "missing or has the wrong shape", name);
+        return TZ_E_MISMATCH;
+    }
+    memcpy(dst, x->data, (size_t)(count * elems) * tz_dtype_size(dtype));
+    return 0;
+}
+
 float *tz_model_get_f32(tz_model *m, const char *name, size_t *n)
 {
     tz_tensor *t = tz_model_find(m, name);

@@ -264,6 +264,12 @@ int tz_model_add(tz_model *m, const char *name, int dtype, int ndim,
                  const uint64_t *shape, const void *data);
 /* Find a tensor by name, or NULL. */
 tz_tensor *tz_model_find(const tz_model *m, const char *name);
+/* Copy tensor `name`, which must hold exactly `count` records of `elems`
+ * values of `dtype`, into dst (no conversion: checkpoints restore state
+ * bit for bit).  Returns 0, or TZ_E_MISMATCH with m->err naming the
+ * tensor. */
+int tz_model_read_exact(tz_model *m, const char *name, int dtype,
+                        uint64_t count, uint64_t elems, void *dst);
 /* Copy tensor `name` into a new malloc'd float array; *n gets the element
  * count.  Returns NULL (with m->err set) when absent. */
 float *tz_model_get_f32(tz_model *m, const char *name, size_t *n);
