@@ -365,6 +365,30 @@ bm_net *bm_from_model(tz_model *mf, char *err, size_t es)
         edges[e][0] = ab[0];
         edges[e][1] = ab[1];
     }
+    /* the sizes the attributes claim must be those of the stored tensors,
+     * before anything is allocated from them */
+    for (int l = 0; l < nl; l++) {
+        snprintf(name, sizeof name, "%s.bias", names[l]);
+        tz_tensor *t = tz_model_find(mf, name);
+        if (!t || t->count != (uint64_t)spec[l].n ||
+            tz_record_elems(&t->h) != 1) {
+            snprintf(err, es, "corrupt model: %s", t ? "a bias tensor does "
+                     "not match its layer's width" : "a layer has no bias "
+                     "tensor");
+            return NULL;
+        }
+    }
+    for (int e = 0; e < nl - 1; e++) {
+        snprintf(name, sizeof name, "W%d", e + 1);
+        tz_tensor *t = tz_model_find(mf, name);
+        if (!t || t->count != (uint64_t)spec[edges[e][0]].n ||
+            tz_record_elems(&t->h) != (uint64_t)spec[edges[e][1]].n) {
+            snprintf(err, es, "corrupt model: tensor '%s' %s", name,
+                     t ? "does not match the widths of the layers it joins"
+                       : "is missing");
+            return NULL;
+        }
+    }
     const char *why;
     bm_net *net = bm_new((int)nl, spec, (const int (*)[2])edges, &why);
     if (!net) {
