@@ -29,7 +29,7 @@
 
 /* long-only options */
 enum { OPT_RUNS = 256, OPT_BETAS, OPT_BASE, OPT_EXACT, OPT_FORMAT, OPT_SAMPLES,
-       OPT_MF_ITERS, OPT_MF_TOL };
+       OPT_MF_ITERS, OPT_MF_TOL, OPT_SUM_OUT };
 
 static void usage(void)
 {
@@ -55,6 +55,10 @@ static void usage(void)
 "                        variational bound (default 10)\n"
 "      --mf-iters N      DBM: mean-field sweeps of the bound at most (default 50)\n"
 "      --mf-tol X        DBM: mean-field tolerance (default 1e-06)\n"
+"      --sum-out even|odd  DBM: the layers AIS sums out analytically, those\n"
+"                        at even depth (v, h2, ...) or odd (h1, h3, ...); the\n"
+"                        chains run on the others (default: the class with\n"
+"                        more units)\n"
 "      --format FMT      text, tsv or json (default text)\n"
 "  -s, --seed N          random seed (default %d)\n"
 "  -j, --threads N       threads; 0 = every CPU (default 0)\n"
@@ -322,7 +326,7 @@ static void progress(double frac, void *arg)
 /* ---- deep models: DBN and DBM ------------------------------------------------ */
 
 typedef struct {
-    int runs, K, exact, threads, samples, mf_iters;
+    int runs, K, exact, threads, samples, mf_iters, sum_out;
     double mf_tol;
     const double *beta;
     const char *base_path, *test_path, *format, *model_path;
@@ -502,7 +506,9 @@ static int deep_main(model *m, const deep_opts *o)
                 rbm_free(like);
                 bases[0] = base;
             }
-            t = ais_bm_target(m->net, bases, 1, -1);
+            if (o->sum_out >= 0 && ais_bm_check(m->net, o->sum_out))
+                cli_die("--sum-out: %s", ais_bm_check(m->net, o->sum_out));
+            t = ais_bm_target(m->net, bases, 1, o->sum_out);
         } else {
             if (o->base_path)
                 base = deep_base(m, m->dbn->n - 1, o->base_path, top);
@@ -619,6 +625,7 @@ int main(int argc, char **argv)
         {"samples", required_argument, NULL, OPT_SAMPLES},
         {"mf-iters", required_argument, NULL, OPT_MF_ITERS},
         {"mf-tol", required_argument, NULL, OPT_MF_TOL},
+        {"sum-out", required_argument, NULL, OPT_SUM_OUT},
         {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
@@ -629,7 +636,7 @@ int main(int argc, char **argv)
     long length = 0;
     const char *betas_file = NULL, *base_path = NULL, *format = "text";
     uint64_t seed = DEFAULT_SEED;
-    int samples = 10, mf_iters = 50;
+    int samples = 10, mf_iters = 50, sum_out = -1;
     double mf_tol = 1e-6;
     int c;
     opterr = 0;
@@ -657,6 +664,11 @@ int main(int argc, char **argv)
         case OPT_SAMPLES: samples = (int)cli_long(optarg, 1, 1000000, "sample count"); break;
         case OPT_MF_ITERS: mf_iters = (int)cli_long(optarg, 1, 100000, "mean-field iterations"); break;
         case OPT_MF_TOL: mf_tol = cli_double(optarg, 0, 1, "mean-field tolerance"); break;
+        case OPT_SUM_OUT:
+            if (strcmp(optarg, "even") && strcmp(optarg, "odd"))
+                cli_usage_error("invalid --sum-out '%s': use even or odd", optarg);
+            sum_out = strcmp(optarg, "odd") == 0;
+            break;
         case 's': seed = cli_u64(optarg, "seed"); break;
         case 'j': threads = (int)cli_long(optarg, 0, 256, "thread count"); break;
         case 'q': cli_quiet = 1; break;
@@ -689,7 +701,10 @@ int main(int argc, char **argv)
     if (md->kind != MODEL_RBM) {
         if (length)
             cli_usage_error("--length applies to replicated softmax RBMs only");
-        deep_opts dopts = {runs, K, exact, threads, samples, mf_iters, mf_tol,
+        if (sum_out >= 0 && md->kind != MODEL_DBM)
+            cli_usage_error("--sum-out applies to DBMs");
+        deep_opts dopts = {runs, K, exact, threads, samples, mf_iters, sum_out,
+                           mf_tol,
                            beta, base_path, test_path, format, model_path,
                            seed};
         int rc = deep_main(md, &dopts);
