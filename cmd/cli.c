@@ -327,6 +327,17 @@ void cli_restore_signals(void)
     signal(SIGTERM, SIG_DFL);
 }
 
+void cli_check_output(const char *path)
+{
+    if (!*path)
+        cli_usage_error("empty output file name");
+    char *tmp;
+    FILE *f = tz_atomic_open(path, &tmp);
+    if (!f)
+        cli_die("%s: cannot write here:", path);
+    tz_atomic_abort(f, tmp);
+}
+
 char *cli_ckpt_path(const char *model)
 {
     size_t n = strlen(model) + 6;

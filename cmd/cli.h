@@ -108,6 +108,10 @@ void cli_check_dataset(const dataset *ds, const bm_layer *L, int allow_real,
 extern volatile sig_atomic_t cli_stop;
 void cli_trap_stop_signals(void);
 void cli_restore_signals(void);
+/* Dies with "PATH: reason" unless a file can be created next to path (a
+ * temporary file is made and removed): called before training, so that a
+ * run is not lost at save time to a missing or read-only folder. */
+void cli_check_output(const char *path);
 /* "MODEL.ckpt", malloc'd. */
 char *cli_ckpt_path(const char *model);
 /* The --log file: appended to when resuming, else created with the header

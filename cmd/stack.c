@@ -591,6 +591,7 @@ int main(int argc, char **argv)
     }
     if (o.nmodels == 0)
         cli_usage_error("no models given");
+    cli_check_output(o.output);
     for (int i = 0; i < o.nmodels; i++)
         if (strcmp(o.models[i], "-") == 0 || !is_model(o.models[i]))
             cli_die("%s: not a model file (no model.type attribute)%s",

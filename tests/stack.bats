@@ -296,3 +296,16 @@ np.savetxt("onehot.csv", np.eye(10)[y], fmt="%d", delimiter=",")'
     stack --dbm -q -j 1 -e 5 -b 20 -l 0.01 --labels onehot.tz -o lab2.dbm c1.rbm c2.rbm d500.tz
     cmp lab.dbm lab2.dbm
 }
+
+@test "stack: an output that cannot be written is refused before any training" {
+    run -1 --separate-stderr stack --dbm -e 1000 -o /nonexistent/dir/x.dbm b1.rbm b2.rbm d500.tz
+    [ "$stderr" = "stack: /nonexistent/dir/x.dbm: cannot write here: No such file or directory" ]
+    run -2 --separate-stderr stack --dbm -e 1 -o '' b1.rbm b2.rbm d500.tz
+    [ "${stderr_lines[0]}" = "stack: empty output file name" ]
+    mkdir ro && chmod 555 ro
+    if [ "$(id -u)" != 0 ]; then
+        run -1 --separate-stderr stack -o ro/x.dbn l1.rbm l2.rbm
+        [ "$stderr" = "stack: ro/x.dbn: cannot write here: Permission denied" ]
+    fi
+    [ -z "$(ls ro)" ]
+}
