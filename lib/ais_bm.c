@@ -26,6 +26,7 @@
  * layers have the fixed document length `doclen` throughout.
  */
 #include "ais_bm.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct {
     int c;                          /* the colour summed out */
     int off[BM_MAX_LAYERS];         /* kept layer's offset in the chain row */
     float *base[BM_MAX_LAYERS];     /* (n_l) base biases c_A */
+    int zero_base[BM_MAX_LAYERS];   /* c_A is all zero */
     double doclen;
 } bmt_ctx;
 
@@ -107,7 +109,7 @@ static int bmt_prepare(const ais_target *t, int B, bmt_scratch *s)
             for (int b = 0; b < B; b++)
                 s->st.D[l][b] = (float)x->doclen;
     }
-    s->t = malloc((size_t)B * mx * sizeof(float));
+    s->t = malloc(((size_t)B + 2) * mx * sizeof(float));
     s->lp = malloc((size_t)B * sizeof(double));
     s->lp0 = malloc((size_t)B * sizeof(double));
     s->lp1 = malloc((size_t)B * sizeof(double));
@@ -163,55 +165,91 @@ static void pack(const bmt_ctx *x, const bmt_scratch *s, int B, float *row,
     }
 }
 
-/* lp (B) <- log p*_beta of the kept state; u must hold the class-c inputs
- * and bb the biases at beta. */
-static void log_pstar_beta(const bmt_ctx *x, bmt_scratch *s, int B,
-                           float beta, double *lp)
-{
-    const bm_net *net = x->net;
-    for (int b = 0; b < B; b++)
-        lp[b] = 0;
-    for (int l = 0; l < net->nl; l++) {
-        const bm_layer *L = &net->L[l];
-        int src = L->unit == BM_REPSOFTMAX ? l : net->dsrc[l];
-        const float *d = src >= 0 ? s->st.D[src] : NULL;
-        if (net->color[l] != x->c) {
-            /* (1-beta) own_A + beta own_B, computed as two sums */
-            for (int b = 0; b < B; b++)
-                s->lp[b] = 0;
-            bm_layer_add_own(&s->base.L[l], B, s->st.x[l], d, s->lp);
-            for (int b = 0; b < B; b++)
-                lp[b] += (1 - (double)beta) * s->lp[b];
-            for (int b = 0; b < B; b++)
-                s->lp[b] = 0;
-            bm_layer_add_own(L, B, s->st.x[l], d, s->lp);
-            for (int b = 0; b < B; b++)
-                lp[b] += (double)beta * s->lp[b];
-            continue;
-        }
-        size_t n = (size_t)B * L->n;
-        for (size_t i = 0; i < n; i++)
-            s->t[i] = beta * s->u[l][i];
-        bm_layer_add_logpart(&s->view.L[l], B, s->t, d, lp);
-        if (L->unit == BM_GAUSSIAN) {
-            double k = 0;
-            for (int i = 0; i < L->n; i++) {
-                double dc = (double)x->base[l][i] - L->bias[i];
-                double sg = L->sigma ? L->sigma[i] : 1.0;
-                k -= (double)beta * (1 - beta) * dc * dc / (2 * sg * sg);
-            }
-            for (int b = 0; b < B; b++)
-                lp[b] += k;
-        }
-    }
-}
-
 static void class_inputs(const bmt_ctx *x, bmt_scratch *s, int B)
 {
     const bm_net *net = x->net;
     for (int l = 0; l < net->nl; l++)
         if (net->color[l] == x->c)
             bm_input(net, &s->st, l, 0, B, NULL, ~0u, s->u[l]);
+}
+
+/* logw (B) += log p*_beta1 - log p*_beta0 of the kept state, with u the
+ * class-c inputs: (beta1 - beta0) (own_B - own_A) for the kept layers, the
+ * change of each summed layer's log-partition (bernoulli layers by the
+ * vector kernel, the others as two totals at bias c_beta), and the
+ * gaussian constants. */
+static void log_weight_step(const bmt_ctx *x, bmt_scratch *s, int B,
+                            float beta0, float beta1, double *logw)
+{
+    const bm_net *net = x->net;
+    double db = (double)beta1 - beta0;
+    int slow = 0;
+    for (int l = 0; l < net->nl; l++) {
+        const bm_layer *L = &net->L[l];
+        int src = L->unit == BM_REPSOFTMAX ? l : net->dsrc[l];
+        const float *d = src >= 0 ? s->st.D[src] : NULL;
+        if (net->color[l] != x->c) {
+            for (int b = 0; b < B; b++)
+                s->lp[b] = 0;
+            bm_layer_add_own(L, B, s->st.x[l], d, s->lp);
+            for (int b = 0; b < B; b++)
+                s->lp[b] = -s->lp[b];
+            bm_layer_add_own(&s->base.L[l], B, s->st.x[l], d, s->lp);
+            for (int b = 0; b < B; b++)
+                logw[b] -= db * s->lp[b];      /* db (own_B - own_A) */
+            continue;
+        }
+        if (L->unit != BM_BERNOULLI) {
+            slow = 1;
+            continue;
+        }
+        /* z = beta u + d c_beta = beta (u + d (c - a)) + d a */
+        int n = L->n;
+        const float *a = x->base[l], *c = L->bias;
+        float *y = s->t, *shift = s->t + n;
+        for (int b = 0; b < B; b++) {
+            const float *u = s->u[l] + (size_t)b * n;
+            float m = d ? d[b] : 1.0f;
+            for (int i = 0; i < n; i++) {
+                y[i] = u[i] + m * (c[i] - a[i]);
+                shift[i] = m * a[i];
+            }
+            logw[b] += vm_softplus_diff(y, x->zero_base[l] ? NULL : shift,
+                                        beta0, beta1, n);
+        }
+    }
+    if (!slow)
+        return;
+    /* the other summed layers: log-partitions at both temperatures */
+    for (int k = 0; k < 2; k++) {
+        float beta = k ? beta1 : beta0;
+        set_beta(x, s, beta);
+        for (int b = 0; b < B; b++)
+            s->lp0[b] = 0;
+        for (int l = 0; l < net->nl; l++) {
+            const bm_layer *L = &net->L[l];
+            if (net->color[l] != x->c || L->unit == BM_BERNOULLI)
+                continue;
+            int src = L->unit == BM_REPSOFTMAX ? l : net->dsrc[l];
+            const float *d = src >= 0 ? s->st.D[src] : NULL;
+            size_t nn = (size_t)B * L->n;
+            for (size_t i = 0; i < nn; i++)
+                s->t[i] = beta * s->u[l][i];
+            bm_layer_add_logpart(&s->view.L[l], B, s->t, d, s->lp0);
+            if (L->unit == BM_GAUSSIAN) {
+                double q = 0;
+                for (int i = 0; i < L->n; i++) {
+                    double dc = (double)x->base[l][i] - L->bias[i];
+                    double sg = L->sigma ? L->sigma[i] : 1.0;
+                    q -= (double)beta * (1 - beta) * dc * dc / (2 * sg * sg);
+                }
+                for (int b = 0; b < B; b++)
+                    s->lp0[b] += q;
+            }
+        }
+        for (int b = 0; b < B; b++)
+            logw[b] += k ? s->lp0[b] : -s->lp0[b];
+    }
 }
 
 static void bmt_sample_base(const ais_target *t, int B, float *xs, rng_t *rng,
@@ -255,13 +293,8 @@ static void bmt_step(const ais_target *t, float beta0, float beta1, int move,
     }
     unpack(x, s, B, xs, t->width);
     class_inputs(x, s, B);
-    double *lp0 = s->lp0, *lp1 = s->lp1;
-    set_beta(x, s, beta0);
-    log_pstar_beta(x, s, B, beta0, lp0);
+    log_weight_step(x, s, B, beta0, beta1, logw);
     set_beta(x, s, beta1);
-    log_pstar_beta(x, s, B, beta1, lp1);
-    for (int b = 0; b < B; b++)
-        logw[b] += lp1[b] - lp0[b];
     if (!move)
         return;
     bm_mult m;
@@ -365,6 +398,9 @@ ais_target *ais_bm_target(const bm_net *net, const float *const *base,
         }
         if (base && base[l])
             memcpy(x->base[l], base[l], (size_t)n * sizeof(float));
+        x->zero_base[l] = 1;
+        for (int i = 0; i < n; i++)
+            x->zero_base[l] &= x->base[l][i] == 0;
         if (net->color[l] != c) {
             x->off[l] = width;
             width += n;
