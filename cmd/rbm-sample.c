@@ -135,10 +135,19 @@ static long emit_index(const sample_opts *o, long t)
     return (t - o->burn_in) / o->every - 1;
 }
 
-static void chain_rng(sampler *s, uint64_t chain, rng_t *out)
+/* Chain number `chain`'s own stream, split from the seeded base. */
+static void chain_rng(const rng_t *base, uint64_t chain, rng_t *out)
 {
-    rng_t p = s->base;
+    rng_t p = *base;
     rng_split(out, &p, chain);
+}
+
+/* Chains run together in a block: at most BLOCK_MAX, and their buffered
+ * output (per_chain bytes each) within BLOCK_OUT_BYTES. */
+static size_t block_chains(size_t per_chain)
+{
+    size_t B = per_chain ? BLOCK_OUT_BYTES / per_chain : BLOCK_MAX;
+    return B > BLOCK_MAX ? BLOCK_MAX : B < 1 ? 1 : B;
 }
 
 /* A random start for chain b (rng already set): uniform 0/1 (bernoulli),
@@ -207,9 +216,7 @@ static void sampler_init(sampler *s, rbm *m, const sample_opts *o,
     s->n_emit = emit_count(o);
     size_t V = (size_t)m->nv, H = (size_t)m->nh;
     size_t per_chain = (size_t)s->n_emit * V * sizeof(float);
-    size_t B = per_chain ? BLOCK_OUT_BYTES / per_chain : BLOCK_MAX;
-    if (B > BLOCK_MAX) B = BLOCK_MAX;
-    if (B < 1) B = 1;
+    size_t B = block_chains(per_chain);
     s->B = (int)B;
     rng_seed(&s->base, o->seed);
     s->rng = malloc(B * sizeof *s->rng);
@@ -306,9 +313,7 @@ static void deep_init(deep_sampler *s, model *m, const sample_opts *o,
         mx = n > mx ? n : mx;
     }
     size_t per_chain = (size_t)s->n_emit * V * sizeof(float);
-    size_t B = per_chain ? BLOCK_OUT_BYTES / per_chain : BLOCK_MAX;
-    if (B > BLOCK_MAX) B = BLOCK_MAX;
-    if (B < 1) B = 1;
+    size_t B = block_chains(per_chain);
     s->B = (int)B;
     rng_seed(&s->base, o->seed);
     s->rng = malloc(B * sizeof *s->rng);
@@ -679,10 +684,8 @@ int main(int argc, char **argv)
             int B = (int)((uint64_t)count - chain < (uint64_t)block
                           ? (uint64_t)count - chain : (uint64_t)block);
             if (deep) {
-                for (int b = 0; b < B; b++) {
-                    rng_t p = ds.base;
-                    rng_split(&ds.rng[b], &p, chain + b);
-                }
+                for (int b = 0; b < B; b++)
+                    chain_rng(&ds.base, chain + b, &ds.rng[b]);
                 deep_start(&ds, B, 0, (long)length);
                 deep_run_block(&ds, B);
                 int rc2 = tz_write(w, ds.out, (size_t)B * (size_t)ds.n_emit);
@@ -692,7 +695,7 @@ int main(int argc, char **argv)
                 continue;
             }
             for (int b = 0; b < B; b++) {
-                chain_rng(&s, chain + b, &s.rng[b]);
+                chain_rng(&s.base, chain + b, &s.rng[b]);
                 random_start(&s, b, (float)length);
             }
             run_block(&s, B);
@@ -736,12 +739,10 @@ int main(int argc, char **argv)
                             strstr(bad, "non-binary") && !allow_real
                                 ? " (--allow-real accepts values in [0, 1])"
                                 : "");
-                if (deep) {
-                    rng_t p = ds.base;
-                    rng_split(&ds.rng[b], &p, chain + b);
-                } else {
-                    chain_rng(&s, chain + b, &s.rng[b]);
-                }
+                if (deep)
+                    chain_rng(&ds.base, chain + b, &ds.rng[b]);
+                else
+                    chain_rng(&s.base, chain + b, &s.rng[b]);
             }
             if (deep) {
                 deep_start(&ds, (int)n, 1, 0);

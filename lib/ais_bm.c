@@ -50,7 +50,7 @@ typedef struct {                    /* one thread's scratch block */
     float *bb[BM_MAX_LAYERS];       /* (n_l) c_beta */
     float *u[BM_MAX_LAYERS];        /* (B, n_l) inputs at beta = 1, class c */
     float *t;                       /* (B, max n) */
-    double *lp, *lp0, *lp1;         /* (B) */
+    double *lp, *lp0;               /* (B) */
     double *cdf;                    /* (max n) replicated-softmax draws */
     int ready;                      /* the block starts zeroed (ais_run) */
 } bmt_scratch;
@@ -77,7 +77,6 @@ static void bmt_release(const ais_target *t, void *p)
     free(s->t);
     free(s->lp);
     free(s->lp0);
-    free(s->lp1);
     free(s->cdf);
     s->ready = 0;
 }
@@ -112,10 +111,9 @@ static int bmt_prepare(const ais_target *t, int B, bmt_scratch *s)
     s->t = malloc(((size_t)B + 2) * mx * sizeof(float));
     s->lp = malloc((size_t)B * sizeof(double));
     s->lp0 = malloc((size_t)B * sizeof(double));
-    s->lp1 = malloc((size_t)B * sizeof(double));
     s->cdf = malloc((size_t)mx * sizeof(double));
     s->ready = 1;
-    if (bad || !s->w || !s->t || !s->lp || !s->lp0 || !s->lp1 || !s->cdf) {
+    if (bad || !s->w || !s->t || !s->lp || !s->lp0 || !s->cdf) {
         bmt_release(t, s);
         return -1;
     }

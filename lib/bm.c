@@ -490,12 +490,6 @@ void bm_state_set(const bm_net *net, bm_state *st, int l, int B,
     bm_state_sync(net, st, l, 0, B);
 }
 
-void bm_mult_ones(bm_mult *m)
-{
-    for (int e = 0; e < BM_MAX_LAYERS; e++)
-        m->up[e] = m->down[e] = 1;
-}
-
 /* ---- scratch ---------------------------------------------------------------------- */
 
 struct bm_scratch {

@@ -109,11 +109,10 @@ void bm_state_set(const bm_net *net, bm_state *st, int l, int B,
 void bm_state_sync(const bm_net *net, bm_state *st, int l, int r0, int B);
 
 /* Input multipliers: up[e] scales what edge e carries from a to b, down[e]
- * from b to a.  NULL everywhere means 1. */
+ * from b to a.  A NULL bm_mult means 1 on every edge. */
 typedef struct {
     float up[BM_MAX_LAYERS], down[BM_MAX_LAYERS];
 } bm_mult;
-void bm_mult_ones(bm_mult *m);
 /* Scratch for B rows of the operations below (one per thread). */
 typedef struct bm_scratch bm_scratch;
 bm_scratch *bm_scratch_new(const bm_net *net, int B);

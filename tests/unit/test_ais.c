@@ -20,22 +20,7 @@
 #include "rbm.h"
 #include "rng.h"
 
-static int n_test, n_fail;
-
-static void ok(int cond, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s %d - ", cond ? "ok" : "not ok", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond)
-        n_fail++;
-}
+#include "tap.h"
 
 /* A random RBM: W ~ N(0, wscale^2), biases ~ N(0, 0.5^2) (plus bshift on
  * the visible biases), sigma in [0.5, 1.5] for gaussian units. */
@@ -530,6 +515,5 @@ int main(void)
     test_ais_vs_exact();
     test_rounding();
     test_determinism();
-    printf("1..%d\n", n_test);
-    return n_fail != 0;
+    return tap_done();
 }

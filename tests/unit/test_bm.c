@@ -35,22 +35,7 @@
 #include "rng.h"
 #include "tz.h"
 
-static int n_test, n_fail;
-
-static void ok(int cond, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s %d - ", cond ? "ok" : "not ok", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (!cond)
-        n_fail++;
-}
+#include "tap.h"
 
 static void *xcalloc(size_t n, size_t s)
 {
@@ -2119,6 +2104,5 @@ int main(void)
     bm_free(tree_s);
     bm_free(gnet);
     bm_free(gmid);
-    printf("1..%d\n", n_test);
-    return n_fail != 0;
+    return tap_done();
 }

@@ -23,21 +23,7 @@
 #include "gemm.h"
 #include "rbm.h"
 
-static int n_test, n_fail;
-
-static void ok(int cond, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond)
-        n_fail++;
-}
+#include "tap.h"
 
 static rbm *random_rbm(int V, int H, double scale, rng_t *r)
 {
@@ -429,6 +415,5 @@ int main(void)
     free(lb);
     dbn_work_free(w);
     dbn_free(d);
-    printf("1..%d\n", n_test);
-    return n_fail ? 1 : 0;
+    return tap_done();
 }

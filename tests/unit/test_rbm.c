@@ -15,21 +15,7 @@
 #include "gemm.h"
 #include "rbm.h"
 
-static int n_test, n_fail;
-
-static void ok(int cond, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (!cond)
-        n_fail++;
-}
+#include "tap.h"
 
 static rbm *random_rbm(int V, int H, int vis, int hid, double scale, rng_t *r)
 {
@@ -775,6 +761,5 @@ int main(void)
     test_softmax_units();
     test_model_file();
     test_threads();
-    printf("1..%d\n", n_test);
-    return n_fail != 0;
+    return tap_done();
 }
