@@ -266,7 +266,8 @@ static bm_net *compose_dbm(const options *o)
         const rbm *m = l < n ? r[l] : r[n - 1];
         spec[l] = (bm_layer_spec){names[l], l < n ? m->vis : m->hid,
                                   l < n ? m->nv : m->nh,
-                                  l < n && m->vis == RBM_SOFTMAX ? m->softmax_group : 0};
+                                  l < n && m->vis == RBM_SOFTMAX ? m->softmax_group : 0,
+                                  l == 0};
         if (l < n) {
             edges[l][0] = l;
             edges[l][1] = l + 1;
@@ -364,8 +365,8 @@ static bm_net *add_label_layer(bm_net *net, int K, const float *y,
         cli_die("too many layers for a label layer");
     for (int l = 0; l < nl; l++)
         spec[l] = (bm_layer_spec){net->L[l].name, net->L[l].unit,
-                                  net->L[l].n, net->L[l].group};
-    spec[nl] = (bm_layer_spec){"label", BM_SOFTMAX, K, K};
+                                  net->L[l].n, net->L[l].group, net->vis[l]};
+    spec[nl] = (bm_layer_spec){"label", BM_SOFTMAX, K, K, 1};
     for (int e = 0; e < net->ne; e++) {
         edges[e][0] = net->E[e].a;
         edges[e][1] = net->E[e].b;
@@ -782,7 +783,7 @@ int main(int argc, char **argv)
                     lr = o.lr_min;
                 to.lr = (float)lr;
                 bm_step_stats st;
-                if (bm_train_step(s.bt, B, data, &to, &st))
+                if (bm_train_step(s.bt, B, data, NULL, &to, &st))
                     cli_die("training step failed");
                 rec = st.recon;
                 sweeps_sum += st.mf_sweeps * B;

@@ -137,6 +137,7 @@ bm_net *bm_new(int nl, const bm_layer_spec *spec, const int (*edges)[2],
                 goto fail;
             }
         snprintf(L->name, sizeof L->name, "%s", spec[l].name);
+        net->vis[l] = spec[l].visible != 0;
         L->unit = spec[l].unit;
         L->n = spec[l].n;
         L->group = spec[l].group > 0 ? spec[l].group
@@ -186,6 +187,11 @@ bm_net *bm_new(int nl, const bm_layer_spec *spec, const int (*edges)[2],
     }
     if ((*why = derive(net)))
         goto fail;
+    int any = 0;
+    for (int l = 0; l < nl; l++)
+        any |= net->vis[l];
+    if (!any)
+        net->vis[0] = 1;
     return net;
 fail:
     bm_free(net);
@@ -198,7 +204,7 @@ bm_net *bm_clone(const bm_net *src)
     int edges[BM_MAX_LAYERS][2];
     for (int l = 0; l < src->nl; l++)
         spec[l] = (bm_layer_spec){src->L[l].name, src->L[l].unit,
-                                  src->L[l].n, src->L[l].group};
+                                  src->L[l].n, src->L[l].group, src->vis[l]};
     for (int e = 0; e < src->ne; e++) {
         edges[e][0] = src->E[e].a;
         edges[e][1] = src->E[e].b;
@@ -216,6 +222,7 @@ bm_net *bm_clone(const bm_net *src)
     for (int e = 0; e < src->ne; e++)
         memcpy(net->E[e].W, src->E[e].W, (size_t)src->L[src->E[e].a].n *
                (size_t)src->L[src->E[e].b].n * sizeof(float));
+    memcpy(net->doclen, src->doclen, sizeof net->doclen);
     return net;
 }
 
@@ -270,6 +277,11 @@ int bm_to_model(const bm_net *net, tz_model *mf)
         snprintf(key, sizeof key, "layer.%d.softmax_group", l);
         if (!e) e = tz_attr_set_i(&mf->meta, key,
                                   L->unit == BM_SOFTMAX ? L->group : 1);
+        snprintf(key, sizeof key, "layer.%d.visible", l);
+        if (!e) e = tz_attr_set_i(&mf->meta, key, net->vis[l]);
+        snprintf(key, sizeof key, "layer.%d.doclen", l);
+        if (!e && net->vis[l] && L->unit == BM_REPSOFTMAX && net->doclen[l] > 0)
+            e = tz_attr_set_f(&mf->meta, key, net->doclen[l]);
     }
     for (int k = 0; k < net->ne && !e; k++) {
         const bm_edge *E = &net->E[k];
@@ -328,6 +340,7 @@ bm_net *bm_from_model(tz_model *mf, char *err, size_t es)
     bm_layer_spec spec[BM_MAX_LAYERS];
     char names[BM_MAX_LAYERS][BM_NAME_MAX];
     int edges[BM_MAX_LAYERS][2];
+    int any_vis = 0;
     for (int l = 0; l < nl; l++) {
         snprintf(key, sizeof key, "layer.%d.name", l);
         const char *nm = tz_attr_get_s(&mf->meta, key, NULL);
@@ -345,9 +358,20 @@ bm_net *bm_from_model(tz_model *mf, char *err, size_t es)
             return NULL;
         }
         snprintf(names[l], sizeof names[l], "%s", nm);
+        snprintf(key, sizeof key, "layer.%d.visible", l);
+        int64_t vis = tz_attr_get_i(&mf->meta, key, -1);
+        if (vis > 1 || vis < -1) {
+            snprintf(err, es, "corrupt model: %s must be 0 or 1", key);
+            return NULL;
+        }
+        if (vis >= 0)
+            any_vis = 1;
         spec[l] = (bm_layer_spec){names[l], unit, (int)n,
-                                  unit == BM_SOFTMAX ? (int)g : 0};
+                                  unit == BM_SOFTMAX ? (int)g : 0, vis == 1};
     }
+    if (!any_vis)      /* a file from before multimodal models */
+        for (int l = 0; l < nl; l++)
+            spec[l].visible = l == 0 || strcmp(names[l], "label") == 0;
     for (int e = 0; e < nl - 1; e++) {
         int ab[2];
         for (int k = 0; k < 2; k++) {
@@ -397,6 +421,13 @@ bm_net *bm_from_model(tz_model *mf, char *err, size_t es)
     }
     for (int l = 0; l < net->nl; l++) {
         bm_layer *L = &net->L[l];
+        snprintf(key, sizeof key, "layer.%d.doclen", l);
+        double dl = tz_attr_get_f(&mf->meta, key, 0);
+        if (!(dl >= 0 && dl < 1e9)) {
+            snprintf(err, es, "corrupt model: %s must be a length >= 0", key);
+            goto fail;
+        }
+        net->doclen[l] = (float)dl;
         snprintf(name, sizeof name, "%s.bias", L->name);
         if (get_exact(mf, name, (uint64_t)L->n, 1, L->bias, err, es))
             goto fail;
@@ -481,6 +512,20 @@ void bm_state_sync(const bm_net *net, bm_state *st, int l, int r0, int B)
         bm_layer_scale(L, B, st->x[l] + off, st->s[l] + off);
     if (st->D[l])
         bm_layer_doclen(L, B, st->x[l] + off, st->D[l] + r0);
+}
+
+void bm_state_absent(const bm_net *net, bm_state *st, int l, int r0, int B)
+{
+    const bm_layer *L = &net->L[l];
+    size_t off = (size_t)r0 * L->n, n = (size_t)B * L->n;
+    memset(st->x[l] + off, 0, n * sizeof(float));
+    if (st->s[l] != st->x[l])
+        memset(st->s[l] + off, 0, n * sizeof(float));
+    if (st->D[l]) {
+        float d = net->doclen[l] > 0 ? net->doclen[l] : 1.0f;
+        for (int b = 0; b < B; b++)
+            st->D[l][r0 + b] = d;
+    }
 }
 
 void bm_state_set(const bm_net *net, bm_state *st, int l, int B,
@@ -604,13 +649,20 @@ void bm_update(const bm_net *net, bm_state *st, int l, int r0, int B,
         bm_layer_scale(L, B, x, st->s[l] + (size_t)r0 * L->n);
 }
 
-void bm_gibbs_sweep(const bm_net *net, bm_state *st, int r0, int B,
-                    const unsigned char *clamp, rng_t *rng, bm_scratch *w)
+void bm_gibbs_sweep_mult(const bm_net *net, bm_state *st, int r0, int B,
+                         const unsigned char *clamp, const bm_mult *m,
+                         rng_t *rng, bm_scratch *w)
 {
     for (int c = 1; c >= 0; c--)
         for (int l = 0; l < net->nl; l++)
             if (net->color[l] == c && !(clamp && clamp[l]))
-                bm_update(net, st, l, r0, B, NULL, 1, rng, w);
+                bm_update(net, st, l, r0, B, m, 1, rng, w);
+}
+
+void bm_gibbs_sweep(const bm_net *net, bm_state *st, int r0, int B,
+                    const unsigned char *clamp, rng_t *rng, bm_scratch *w)
+{
+    bm_gibbs_sweep_mult(net, st, r0, B, clamp, NULL, rng, w);
 }
 
 void bm_bottom_up(const bm_net *net, bm_state *st, int r0, int B,
@@ -665,6 +717,14 @@ int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
                  const unsigned char *clamp, int iters, float tol,
                  float damping, bm_scratch *w)
 {
+    return bm_meanfield_mult(net, st, r0, B, clamp, NULL, iters, tol,
+                             damping, w);
+}
+
+int bm_meanfield_mult(const bm_net *net, bm_state *st, int r0, int B,
+                      const unsigned char *clamp, const bm_mult *m, int iters,
+                      float tol, float damping, bm_scratch *w)
+{
     unsigned fixed = 0;
     for (int l = 0; l < net->nl; l++)
         if (clamp && clamp[l])
@@ -672,7 +732,7 @@ int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
     /* the input from clamped neighbours is the same every sweep */
     for (int l = 0; l < net->nl; l++)
         if (!(fixed & (1u << l)))
-            bm_input(net, st, l, r0, B, NULL, fixed, w->fixed[l]);
+            bm_input(net, st, l, r0, B, m, fixed, w->fixed[l]);
     int it = 0;
     while (it < iters) {
         it++;
@@ -688,7 +748,9 @@ int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
                 const bm_edge *E = &net->E[e];
                 int other = E->a == l ? E->b : E->b == l ? E->a : -1;
                 if (other >= 0 && !(fixed & (1u << other)))
-                    add_edge_input(net, st, e, l, r0, B, 1.0f, 1.0f, w->tmp);
+                    add_edge_input(net, st, e, l, r0, B,
+                                   m ? (l == E->b ? m->up[e] : m->down[e])
+                                     : 1.0f, 1.0f, w->tmp);
             }
             bm_layer_mean(L, B, w->tmp, bias_mult(net, st, l, r0));
             for (size_t i = 0; i < n; i++) {
@@ -839,6 +901,7 @@ void bm_train_opts_init(bm_train_opts *o)
     o->sparsity_target = 0;
     o->sparsity_cost = 0.1f;
     o->rebinarize = 0;
+    o->mult = NULL;
 }
 
 struct bm_trainer {
@@ -849,6 +912,11 @@ struct bm_trainer {
     float *G[BM_MAX_LAYERS];     /* (cap + C, n_l) signed, scaled s_l */
     float *Winc[BM_MAX_LAYERS];  /* edge momentum (n_a, n_b) */
     float *binc[BM_MAX_LAYERS];  /* bias momentum (n_l) */
+    int *order;                  /* (cap) batch row of each data row: rows
+                                    grouped by the layers they observe */
+    unsigned *pat;               /* (cap) the observed visible layers of
+                                    each data row, a bit per layer */
+    uint64_t *key;               /* (cap) sort keys: pattern, row */
     rng_t rng;
     int64_t steps;
     int chains_init;
@@ -870,6 +938,9 @@ void bm_trainer_free(bm_trainer *t)
         free(t->Winc[l]);
         free(t->binc[l]);
     }
+    free(t->order);
+    free(t->pat);
+    free(t->key);
     par_free(t->pool);
     if (t->w)
         for (int i = 0; i < t->nthreads; i++)
@@ -894,7 +965,10 @@ bm_trainer *bm_trainer_new(bm_net *net, const unsigned char *visible,
     t->C = chains;
     memcpy(t->vis, visible, (size_t)net->nl);
     rng_seed(&t->rng, seed);
-    if (bm_state_alloc(net, &t->st, batch + chains))
+    t->order = malloc((size_t)batch * sizeof *t->order);
+    t->pat = malloc((size_t)batch * sizeof *t->pat);
+    t->key = malloc((size_t)batch * sizeof *t->key);
+    if (!t->order || !t->pat || !t->key || bm_state_alloc(net, &t->st, batch + chains))
         goto fail;
     for (int l = 0; l < net->nl; l++) {
         t->G[l] = malloc((size_t)(batch + chains) * net->L[l].n * sizeof(float));
@@ -986,42 +1060,59 @@ static void train_part(void *arg, int id, int T)
     int b0 = par_split(B, T, id), nb = par_split(B, T, id + 1) - b0;
     int c0 = par_split(C, T, id), nc = par_split(C, T, id + 1) - c0;
 
-    /* data rows: clamp the visible layers, start mean-field bottom-up */
+    /* data rows: clamp the observed visible layers, start mean-field
+     * bottom-up; rows come grouped by the layers they observe, and each
+     * run of one pattern is inferred with its own clamp */
     double recon = 0;
     int sweeps = 0;
     if (nb > 0) {
-        for (int l = 0; l < net->nl; l++) {
-            if (!t->vis[l])
-                continue;
-            size_t n = (size_t)net->L[l].n;
-            float *x = st->x[l] + (size_t)b0 * n;
-            const float *v = J->data[l] + (size_t)b0 * n;
-            if (o->rebinarize && net->L[l].unit == BM_BERNOULLI) {
-                float u[256];
-                for (size_t i = 0; i < (size_t)nb * n; i += 256) {
-                    size_t k = (size_t)nb * n - i < 256 ? (size_t)nb * n - i : 256;
-                    rng_fill_uniform(rng, u, k);
-                    for (size_t j = 0; j < k; j++)
-                        x[i + j] = u[j] < v[i + j] ? 1.0f : 0.0f;
+        for (int r = b0; r < b0 + nb;) {
+            int r1 = r + 1;
+            while (r1 < b0 + nb && t->pat[r1] == t->pat[r])
+                r1++;
+            unsigned char clamp[BM_MAX_LAYERS];
+            for (int l = 0; l < net->nl; l++) {
+                clamp[l] = t->vis[l] && (t->pat[r] & (1u << l));
+                if (!t->vis[l])
+                    continue;
+                if (!clamp[l]) {
+                    bm_state_absent(net, st, l, r, r1 - r);
+                    continue;
                 }
-            } else {
-                memcpy(x, v, (size_t)nb * n * sizeof *x);
+                size_t n = (size_t)net->L[l].n, m = (size_t)(r1 - r) * n;
+                float *x = st->x[l] + (size_t)r * n;
+                for (int i = r; i < r1; i++)
+                    memcpy(st->x[l] + (size_t)i * n,
+                           J->data[l] + (size_t)t->order[i] * n,
+                           n * sizeof(float));
+                if (o->rebinarize && net->L[l].unit == BM_BERNOULLI) {
+                    float u[256];
+                    for (size_t i = 0; i < m; i += 256) {
+                        size_t k = m - i < 256 ? m - i : 256;
+                        rng_fill_uniform(rng, u, k);
+                        for (size_t j = 0; j < k; j++)
+                            x[i + j] = u[j] < x[i + j] ? 1.0f : 0.0f;
+                    }
+                }
+                bm_state_sync(net, st, l, r, r1 - r);
             }
-            bm_state_sync(net, st, l, b0, nb);
-        }
-        bm_bottom_up(net, st, b0, nb, t->vis, w);
-        sweeps = bm_meanfield(net, st, b0, nb, t->vis, o->mf_iters,
-                              o->mf_tol, o->damping, w);
-        /* reconstruction error of each visible layer from its neighbours'
-         * posterior means */
-        for (int l = 0; l < net->nl; l++) {
-            if (!t->vis[l])
-                continue;
-            const bm_layer *L = &net->L[l];
-            size_t n = (size_t)nb * L->n;
-            bm_input(net, st, l, b0, nb, NULL, ~0u, w->tmp);
-            bm_layer_mean(L, nb, w->tmp, bias_mult(net, st, l, b0));
-            recon += vm_sqdiff(st->x[l] + (size_t)b0 * L->n, w->tmp, n);
+            bm_bottom_up(net, st, r, r1 - r, clamp, w);
+            int sw = bm_meanfield_mult(net, st, r, r1 - r, clamp, o->mult,
+                                       o->mf_iters, o->mf_tol, o->damping, w);
+            if (sw > sweeps)
+                sweeps = sw;
+            /* reconstruction error of each observed visible layer from its
+             * neighbours' posterior means */
+            for (int l = 0; l < net->nl; l++) {
+                if (!clamp[l])
+                    continue;
+                const bm_layer *L = &net->L[l];
+                size_t n = (size_t)(r1 - r) * L->n;
+                bm_input(net, st, l, r, r1 - r, o->mult, ~0u, w->tmp);
+                bm_layer_mean(L, r1 - r, w->tmp, bias_mult(net, st, l, r));
+                recon += vm_sqdiff(st->x[l] + (size_t)r * L->n, w->tmp, n);
+            }
+            r = r1;
         }
     }
 
@@ -1034,13 +1125,17 @@ static void train_part(void *arg, int id, int T)
                 for (int c = 0; c < nc; c++) {
                     /* replicated softmax: as many words as a data row */
                     long len = 0;
-                    if (L->unit == BM_REPSOFTMAX && J->data[l]) {
+                    int src = (c0 + c) % B;
+                    if (L->unit == BM_REPSOFTMAX && J->data[l] &&
+                        (t->pat[src] & (1u << l))) {
                         const float *v = J->data[l] +
-                                         (size_t)((c0 + c) % B) * L->n;
+                                         (size_t)t->order[src] * L->n;
                         double s = 0;
                         for (int i = 0; i < L->n; i++)
                             s += v[i];
                         len = lround(s);
+                    } else if (L->unit == BM_REPSOFTMAX) {
+                        len = lroundf(net->doclen[l] > 0 ? net->doclen[l] : 1);
                     }
                     bm_layer_random(L, st->x[l] + (size_t)(r0 + c) * L->n,
                                     len, rng);
@@ -1049,7 +1144,7 @@ static void train_part(void *arg, int id, int T)
             }
         }
         for (int s = 0; s < o->sweeps; s++)
-            bm_gibbs_sweep(net, st, r0, nc, NULL, rng, w);
+            bm_gibbs_sweep_mult(net, st, r0, nc, NULL, o->mult, rng, w);
     }
     t->recon[id] = recon;
     t->sweeps[id] = sweeps;
@@ -1124,7 +1219,14 @@ static void train_part(void *arg, int id, int T)
     }
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int bm_train_step(bm_trainer *t, int B, const float *const *data,
+                  const unsigned char *const *present,
                   const bm_train_opts *o, bm_step_stats *stats)
 {
     if (B < 1 || B > t->cap)
@@ -1132,6 +1234,20 @@ int bm_train_step(bm_trainer *t, int B, const float *const *data,
     for (int l = 0; l < t->net->nl; l++)
         if (t->vis[l] && !data[l])
             return BM_E_ARG;
+    /* group the rows by the visible layers they observe: a stable sort on
+     * the pattern (the identity when every row is complete) */
+    for (int r = 0; r < B; r++) {
+        uint64_t p = 0;
+        for (int l = 0; l < t->net->nl; l++)
+            if (t->vis[l] && (!present || !present[l] || present[l][r]))
+                p |= 1u << l;
+        t->key[r] = p << 32 | (uint64_t)r;
+    }
+    qsort(t->key, (size_t)B, sizeof *t->key, cmp_u64);
+    for (int r = 0; r < B; r++) {
+        t->order[r] = (int)(t->key[r] & 0xffffffffu);
+        t->pat[r] = (unsigned)(t->key[r] >> 32);
+    }
     for (int i = 0; i < t->nthreads; i++)
         rng_split(&t->trng[i], &t->rng, (uint64_t)i);
     bm_step_job J = {t, o, data, B, !t->chains_init};

@@ -50,14 +50,21 @@ typedef struct {
     int dsrc[BM_MAX_LAYERS];     /* replicated-softmax neighbour whose
                                     document length scales this layer's
                                     bias, or -1 */
+    unsigned char vis[BM_MAX_LAYERS]; /* 1: a visible layer (a modality:
+                                    given as data, or inferred when absent) */
+    float doclen[BM_MAX_LAYERS]; /* replicated-softmax visible layers: the
+                                    document length assumed when the
+                                    modality is absent (0 = unknown: 1) */
     int owns;                    /* 1: bm_free frees the arrays */
 } bm_net;
 
 /* A layer as given to bm_new: name, unit type, width, softmax group (0 =
- * the default: 1, or n for replicated softmax). */
+ * the default: 1, or n for replicated softmax), visible (a modality).
+ * When no layer is marked visible, layer 0 is. */
 typedef struct {
     const char *name;
     int unit, n, group;
+    int visible;
 } bm_layer_spec;
 
 /* A network of nl layers and nl - 1 edges edges[e] = {a, b} forming a tree
@@ -80,8 +87,10 @@ size_t bm_param_count(const bm_net *net);
 /* ---- model files (formats/model-keys.md, model.type = dbm) -------------- */
 
 /* Tensors "W1".."Wn" (edge e is "W<e+1>"), "<layer>.bias", "<layer>.sigma";
- * attributes dbm.layers, layer.<i>.name / .unit / .units / .softmax_group,
- * edge.<e>.from / .to (layer names).  bm_to_model adds to mf (model.type is
+ * attributes dbm.layers, layer.<i>.name / .unit / .units / .softmax_group
+ * / .visible / .doclen, edge.<e>.from / .to (layer names).  A file without
+ * any layer.<i>.visible (made before multimodal models) has layer 0 and a
+ * layer named "label" visible.  bm_to_model adds to mf (model.type is
  * the caller's); bm_from_model reads them (NULL with a message in err). */
 int bm_to_model(const bm_net *net, tz_model *mf);
 bm_net *bm_from_model(tz_model *mf, char *err, size_t errsize);
@@ -107,6 +116,10 @@ void bm_state_set(const bm_net *net, bm_state *st, int l, int B,
                   const float *v);
 /* Recompute s and D of layer l for rows [r0, r0 + B) after x changed. */
 void bm_state_sync(const bm_net *net, bm_state *st, int l, int r0, int B);
+/* Mark layer l of rows [r0, r0 + B) as not observed: x = s = 0, and a
+ * replicated-softmax layer's document length is net->doclen[l] (1 when
+ * unknown), so the means inferred for it have that many words. */
+void bm_state_absent(const bm_net *net, bm_state *st, int l, int r0, int B);
 
 /* Input multipliers: up[e] scales what edge e carries from a to b, down[e]
  * from b to a.  A NULL bm_mult means 1 on every edge. */
@@ -134,6 +147,10 @@ void bm_update(const bm_net *net, bm_state *st, int l, int r0, int B,
  * (clamp may be NULL).  Draws from rng. */
 void bm_gibbs_sweep(const bm_net *net, bm_state *st, int r0, int B,
                     const unsigned char *clamp, rng_t *rng, bm_scratch *w);
+/* The same with input multipliers m (NULL = 1). */
+void bm_gibbs_sweep_mult(const bm_net *net, bm_state *st, int r0, int B,
+                         const unsigned char *clamp, const bm_mult *m,
+                         rng_t *rng, bm_scratch *w);
 
 /* Mean-field inference on rows [r0, r0 + B): the layers without clamp[l]
  * hold means in [0,1] (their start values are used), updated in layer
@@ -143,6 +160,9 @@ void bm_gibbs_sweep(const bm_net *net, bm_state *st, int r0, int B,
 int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
                  const unsigned char *clamp, int iters, float tol,
                  float damping, bm_scratch *w);
+int bm_meanfield_mult(const bm_net *net, bm_state *st, int r0, int B,
+                      const unsigned char *clamp, const bm_mult *m, int iters,
+                      float tol, float damping, bm_scratch *w);
 
 /* Start values for mean-field (Salakhutdinov & Hinton 2009: a bottom-up
  * pass with doubled weights): outward from the clamped layers, each layer
@@ -188,6 +208,9 @@ typedef struct {
     float sparsity_cost;
     int rebinarize;        /* visible bernoulli data: draw 0/1 from the
                               grey values each update */
+    const bm_mult *mult;   /* input multipliers of the mean-field and the
+                              chains (NULL = 1): pretraining a layer of a
+                              DBM as a network of its own */
 } bm_train_opts;
 void bm_train_opts_init(bm_train_opts *o);
 
@@ -203,14 +226,19 @@ void bm_trainer_free(bm_trainer *t);
  * are split among n threads (single-threaded BLAS each).  0 or BM_E_NOMEM. */
 int bm_trainer_set_threads(bm_trainer *t, int n);
 /* One update from B data rows: data[l] (B, n_l) for the visible layers
- * (NULL for the others).  Returns 0 or a negative code; stats (may be
- * NULL) get the mean mean-field sweeps run and the squared reconstruction
- * error of the visible layers from the data's mean-field posterior. */
+ * (NULL for the others).  present (may be NULL, as may present[l]) marks
+ * per row whether visible layer l is observed: an absent one is inferred
+ * by mean-field with the others, as a hidden layer is (rows are grouped
+ * by which layers they have; with every row complete nothing changes).
+ * Returns 0 or a negative code; stats (may be NULL) get the mean
+ * mean-field sweeps run and the squared reconstruction error of the
+ * observed visible layers from the data's mean-field posterior. */
 typedef struct {
     double mf_sweeps;      /* mean over the batch's threads */
     double recon;          /* summed over the batch */
 } bm_step_stats;
 int bm_train_step(bm_trainer *t, int B, const float *const *data,
+                  const unsigned char *const *present,
                   const bm_train_opts *o, bm_step_stats *stats);
 /* Trainer state (momentum, chains, rng, step count) as tensors "train.*". */
 int bm_trainer_save(const bm_trainer *t, tz_model *mf);

@@ -340,7 +340,7 @@ static bm_net *mk_chain(int nl, const int *n, const int *unit)
     int ed[BM_MAX_LAYERS][2];
     for (int l = 0; l < nl; l++)
         sp[l] = (bm_layer_spec){lname[l], unit ? unit[l] : BM_BERNOULLI,
-                                n[l], 0};
+                                n[l], 0, 0};
     for (int e = 0; e < nl - 1; e++) {
         ed[e][0] = e;
         ed[e][1] = e + 1;
@@ -361,12 +361,12 @@ enum { T_IMAGE, T_TEXT, T_H1, T_H2, T_TOP, T_LABEL, T_NL };
 static bm_net *mk_tree(int text_unit, int text_group)
 {
     bm_layer_spec sp[T_NL] = {
-        {"image", BM_BERNOULLI, 5, 0},
-        {"text", text_unit, 4, text_group},
-        {"h1", BM_BERNOULLI, 3, 0},
-        {"h2", BM_BERNOULLI, 3, 0},
-        {"top", BM_BERNOULLI, 3, 0},
-        {"label", BM_SOFTMAX, 3, 3},
+        {"image", BM_BERNOULLI, 5, 0, 1},
+        {"text", text_unit, 4, text_group, 1},
+        {"h1", BM_BERNOULLI, 3, 0, 0},
+        {"h2", BM_BERNOULLI, 3, 0, 0},
+        {"top", BM_BERNOULLI, 3, 0, 0},
+        {"label", BM_SOFTMAX, 3, 3, 1},
     };
     const int ed[T_NL - 1][2] = {
         {T_H1, T_IMAGE}, {T_TOP, T_H1}, {T_H2, T_TOP}, {T_TEXT, T_H2},
@@ -1027,10 +1027,10 @@ static void check_gibbs(const char *label, const bm_net *net,
  * runs from h1, so its W is the transpose of rows 3..7 of W1. */
 static bm_net *split_dbm(const bm_net *dbm)
 {
-    bm_layer_spec sp[4] = {{"va", BM_BERNOULLI, 3, 0},
-                           {"h1", BM_BERNOULLI, 5, 0},
-                           {"vb", BM_BERNOULLI, 5, 0},
-                           {"h2", BM_BERNOULLI, 4, 0}};
+    bm_layer_spec sp[4] = {{"va", BM_BERNOULLI, 3, 0, 1},
+                           {"h1", BM_BERNOULLI, 5, 0, 0},
+                           {"vb", BM_BERNOULLI, 5, 0, 1},
+                           {"h2", BM_BERNOULLI, 4, 0, 0}};
     const int ed[3][2] = {{0, 1}, {2, 1}, {1, 3}};
     bm_net *s = bm_new(4, sp, ed, NULL);
     if (!s)
@@ -1391,7 +1391,7 @@ static int do_steps(bm_trainer *t, const bm_net *net, const float *data,
         const float *rows[BM_MAX_LAYERS] = {0};
         rows[0] = data + (size_t)((s * B) % N) * V;
         bm_step_stats st;
-        int e = bm_train_step(t, B, rows, o, &st);
+        int e = bm_train_step(t, B, rows, NULL, o, &st);
         if (e || !isfinite(st.recon) || !(st.mf_sweeps >= 1))
             err = 1;
     }
@@ -1600,7 +1600,7 @@ static void check_train_gradient(const char *label, const bm_net *target,
     int per = (S - burn) / NB;
     for (int s = 0; s < S; s++) {
         bm_step_stats st;
-        err |= bm_train_step(t, N, (const float *const *)data, &o, &st) != 0;
+        err |= bm_train_step(t, N, (const float *const *)data, NULL, &o, &st) != 0;
         if (s == 0) {
             recon0 = st.recon;
             sweeps0 = st.mf_sweeps;
@@ -1780,9 +1780,9 @@ static void test_training(rng_t *r)
         bm_net *x = bm_clone(n0);
         bm_trainer *tx = bm_trainer_new(x, vis, B, C, 1);
         const float *rows[3] = {data, NULL, NULL}, *none[3] = {0};
-        int e1 = bm_train_step(tx, B + 1, rows, &o, NULL);
-        int e2 = bm_train_step(tx, 0, rows, &o, NULL);
-        int e3 = bm_train_step(tx, B, none, &o, NULL);
+        int e1 = bm_train_step(tx, B + 1, rows, NULL, &o, NULL);
+        int e2 = bm_train_step(tx, 0, rows, NULL, &o, NULL);
+        int e3 = bm_train_step(tx, B, none, NULL, &o, NULL);
         tz_model *cm = tz_model_new();
         bm_trainer_save(tx, cm);
         bm_trainer *ty = bm_trainer_new(x, vis, B, C + 1, 1);
@@ -1902,9 +1902,9 @@ int main(void)
        "tree: colours, replicated-softmax source, edges oriented from "
        "layer 0, lookups");
     {
-        bm_layer_spec sp[3] = {{"a", BM_BERNOULLI, 2, 0},
-                               {"b", BM_BERNOULLI, 2, 0},
-                               {"a", BM_BERNOULLI, 2, 0}};
+        bm_layer_spec sp[3] = {{"a", BM_BERNOULLI, 2, 0, 0},
+                               {"b", BM_BERNOULLI, 2, 0, 0},
+                               {"a", BM_BERNOULLI, 2, 0, 0}};
         const int ed[2][2] = {{0, 1}, {1, 2}}, ed2[2][2] = {{0, 1}, {0, 1}};
         const char *why = NULL;
         bm_net *x = bm_new(3, sp, ed, &why);
