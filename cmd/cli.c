@@ -283,6 +283,8 @@ void cli_load_dataset(const char *path, dataset *ds)
     if (ds->rows > INT32_MAX)
         cli_die("too many rows (%llu)", (unsigned long long)ds->rows);
     ds->crc = tz_crc32c(0, ds->data, (size_t)ds->rows * ds->row_bytes);
+    snprintf(ds->modality, sizeof ds->modality, "%s",
+             tz_attr_get_s(h, "modality.name", ""));
     tz_reader_free(r);
     cli_close_in(f);
 }

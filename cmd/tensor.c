@@ -651,7 +651,8 @@ int tensor_head(int argc, char **argv)
 
 static const char slice_help[] =
     "Usage: tensor slice [-r A:B] [-c A:B] [OPTION]... [FILE]\n"
-    "Records A to B-1 and, of rank-1 records, columns A to B-1.  Ranges are\n"
+    "Records A to B-1 and columns A to B-1 (of the last axis: for images of\n"
+    "shape [H W], -c 0:14 keeps the left 14 columns of every row).  Ranges are\n"
     "python-like: A or B may be omitted (start, end), a negative index counts\n"
     "from the end, and a single index I selects one record or column.\n"
     "A negative row index holds that many records in memory.\n"
@@ -747,17 +748,24 @@ int tensor_slice(int argc, char **argv)
         cli_die("out of memory");
     uint64_t c0 = 0, c1 = 0;
     size_t es = tz_dtype_size(h->dtype);
+    uint64_t outer = 1, width = 0;          /* rows of the last axis */
     if (have_cols) {
-        if (h->rank != 1) {
+        if (h->rank < 1) {
             char d[120];
             tz_header_describe(h, d, sizeof d);
-            cli_die("column slice needs rank-1 records; input records are %s", d);
+            cli_die("column slice needs records with columns; input records are %s", d);
         }
-        range_resolve(&cols, h->dims[0], &c0, &c1);
+        width = h->dims[h->rank - 1];
+        for (int k = 0; k + 1 < h->rank; k++)
+            outer *= h->dims[k];
+        range_resolve(&cols, width, &c0, &c1);
         if (c1 == c0)
-            cli_die("column range selects no columns of %" PRIu64, h->dims[0]);
-        uint64_t nd = c1 - c0;
-        if (tz_header_set_shape(&oh, h->dtype, 1, &nd))
+            cli_die("column range selects no columns of %" PRIu64, width);
+        uint64_t nd[TZ_RANK_MAX];
+        for (int k = 0; k < h->rank; k++)
+            nd[k] = h->dims[k];
+        nd[h->rank - 1] = c1 - c0;
+        if (tz_header_set_shape(&oh, h->dtype, h->rank, nd))
             cli_die("cannot set the output shape");
     }
     size_t in_rb = (size_t)tz_record_bytes(h), out_rb = (size_t)tz_record_bytes(&oh);
@@ -795,7 +803,9 @@ int tensor_slice(int argc, char **argv)
     /* emit one input record (columns cut if asked) */
 #define EMIT(rec) do { \
         if (have_cols) { \
-            memcpy(out, (rec) + c0 * es, out_rb); \
+            for (uint64_t q_ = 0; q_ < outer; q_++) \
+                memcpy(out + q_ * (c1 - c0) * es, \
+                       (rec) + (q_ * width + c0) * es, (c1 - c0) * es); \
             write_or_die(w, out, 1); \
         } else \
             write_or_die(w, (rec), 1); \

@@ -623,13 +623,22 @@ void bm_input(const bm_net *net, const bm_state *st, int l, int r0, int B,
         memset(x, 0, (size_t)B * net->L[l].n * sizeof *x);
 }
 
-/* The bias multiplier of layer l for rows from r0 (NULL = 1): the
- * document length of its replicated-softmax neighbour, or its own length. */
 static const float *bias_mult(const bm_net *net, const bm_state *st, int l,
                               int r0)
 {
     int src = net->L[l].unit == BM_REPSOFTMAX ? l : net->dsrc[l];
     return src >= 0 && st->D[src] ? st->D[src] + r0 : NULL;
+}
+
+const float *bm_bias_mult(const bm_net *net, const bm_state *st, int l,
+                          int r0)
+{
+    return bias_mult(net, st, l, r0);
+}
+
+float *bm_scratch_buf(bm_scratch *w)
+{
+    return w->tmp;
 }
 
 void bm_update(const bm_net *net, bm_state *st, int l, int r0, int B,

@@ -130,6 +130,13 @@ typedef struct {
 typedef struct bm_scratch bm_scratch;
 bm_scratch *bm_scratch_new(const bm_net *net, int B);
 void bm_scratch_free(bm_scratch *w);
+/* Its (B, widest layer) buffer, free for the caller between calls (every
+ * function here that takes w may overwrite it). */
+float *bm_scratch_buf(bm_scratch *w);
+/* The bias multipliers of layer l for rows from r0 (NULL = 1): the
+ * document lengths of its replicated-softmax neighbour, or its own. */
+const float *bm_bias_mult(const bm_net *net, const bm_state *st, int l,
+                          int r0);
 
 /* x (B, n_l) <- the total input of layer l from its neighbours in rows
  * [r0, r0 + B) of st (their scaled states), with multipliers m (NULL = 1);

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"?", "rbm", "dbn", "dbm"};
+static const char *const kind_names[] = {"?", "rbm", "dbn", "dbm", "mdbn"};
 
 const char *model_kind_name(int kind)
 {
-    return kind >= MODEL_RBM && kind <= MODEL_DBM ? kind_names[kind] : "?";
+    return kind >= MODEL_RBM && kind <= MODEL_MDBN ? kind_names[kind] : "?";
 }
 
 void model_free(model *m)
@@ -18,7 +18,10 @@ void model_free(model *m)
     tz_model_free(m->mf);
     rbm_free(m->rbm);
     dbn_free(m->dbn);
-    bm_free(m->net);
+    if (m->mdbn)
+        mdbn_free(m->mdbn);      /* m->net is its network */
+    else
+        bm_free(m->net);
     free(m);
 }
 
@@ -31,13 +34,13 @@ model *model_from_tz(tz_model *mf, char *err, size_t es)
     }
     const char *type = tz_attr_get_s(&mf->meta, "model.type", NULL);
     int kind = 0;
-    for (int k = MODEL_RBM; k <= MODEL_DBM && type; k++)
+    for (int k = MODEL_RBM; k <= MODEL_MDBN && type; k++)
         if (strcmp(type, kind_names[k]) == 0)
             kind = k;
     if (!type || !kind) {
         if (type)
             snprintf(err, es, "not a model this tool reads: model.type is "
-                     "'%s' (known: rbm, dbn, dbm)", type);
+                     "'%s' (known: rbm, dbn, dbm, mdbn)", type);
         else
             snprintf(err, es, "not a model file (no model.type attribute)");
         tz_model_free(mf);
@@ -56,6 +59,11 @@ model *model_from_tz(tz_model *mf, char *err, size_t es)
     case MODEL_RBM: ok = (m->rbm = rbm_from_model(mf, err, es)) != NULL; break;
     case MODEL_DBN: ok = (m->dbn = dbn_from_model(mf, err, es)) != NULL; break;
     case MODEL_DBM: ok = (m->net = bm_from_model(mf, err, es)) != NULL; break;
+    case MODEL_MDBN:
+        ok = (m->mdbn = mdbn_from_model(mf, err, es)) != NULL;
+        if (ok)
+            m->net = m->mdbn->net;
+        break;
     }
     if (!ok) {
         model_free(m);
@@ -85,7 +93,8 @@ int model_layers(const model *m)
     switch (m->kind) {
     case MODEL_RBM: return 2;
     case MODEL_DBN: return m->dbn->n + 1;
-    case MODEL_DBM: return m->net->nl;
+    case MODEL_DBM:
+    case MODEL_MDBN: return m->net->nl;
     }
     return 0;
 }
