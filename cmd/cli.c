@@ -393,3 +393,129 @@ noreturn void cli_interrupted(const char *ckpt, long ep, long batch)
              ckpt, ep + 1, batch);
     exit(128 + sig);
 }
+
+/* ---- modality streams ------------------------------------------------------ */
+
+void cli_modal_add(cli_modal *mm, const char *arg)
+{
+    if (mm->n == CLI_MAX_MODALITIES)
+        cli_usage_error("at most %d modalities", CLI_MAX_MODALITIES);
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg) : 0;
+    if (!eq || n == 0 || n >= sizeof mm->name[0] || !eq[1])
+        cli_usage_error("--modality wants NAME=DATA, not '%s'", arg);
+    memcpy(mm->name[mm->n], arg, n);
+    mm->name[mm->n][n] = 0;
+    mm->path[mm->n] = eq + 1;
+    mm->n++;
+}
+
+void cli_modal_open(cli_modal *mm, const bm_net *net, int cap)
+{
+    char names[400] = "";
+    for (int l = 0; l < net->nl; l++)
+        if (net->vis[l]) {
+            size_t k = strlen(names);
+            snprintf(names + k, sizeof names - k, "%s%s", k ? ", " : "",
+                     net->L[l].name);
+        }
+    for (int i = 0; i < mm->n; i++) {
+        for (int k = 0; k < i; k++)
+            if (strcmp(mm->name[i], mm->name[k]) == 0)
+                cli_usage_error("two modalities named '%s'", mm->name[i]);
+        int l = bm_find_layer(net, mm->name[i]);
+        if (l < 0 || !net->vis[l])
+            cli_usage_error("--modality %s: the model has no modality '%s' "
+                            "(its modalities: %s)", mm->name[i], mm->name[i],
+                            names);
+        mm->layer[i] = l;
+        mm->f[i] = cli_open_in(mm->path[i]);
+        mm->r[i] = cli_reader(mm->f[i], mm->path[i]);
+        uint64_t V = tz_record_elems(tz_reader_header(mm->r[i]));
+        int dt = tz_reader_header(mm->r[i])->dtype;
+        const bm_layer *L = &net->L[l];
+        mm->index[i] = L->unit == BM_SOFTMAX && L->group == L->n && V == 1 &&
+                       L->n > 1 && dt != TZ_F32 && dt != TZ_F64;
+        if (!mm->index[i] && V != (uint64_t)L->n)
+            cli_die("%s: rows of %llu values, modality '%s' has %d units",
+                    mm->path[i], (unsigned long long)V, mm->name[i], L->n);
+        if (tz_data_are_probabilities(tz_reader_header(mm->r[i])))
+            mm->allow_real = 1;
+        mm->raw[i] = malloc((size_t)cap * (size_t)V * sizeof(float));
+        if (!mm->raw[i])
+            cli_die("out of memory");
+    }
+    mm->cap = cap;
+}
+
+int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
+                   unsigned char **present)
+{
+    long got = -1;
+    int first = 0;
+    for (int i = 0; i < mm->n; i++) {
+        long k = tz_read_f32(mm->r[i], mm->raw[i], (size_t)B);
+        if (k < 0)
+            cli_die_reader(mm->path[i], mm->r[i], (int)k);
+        if (got >= 0 && k != got)
+            cli_die("%s and %s: modality streams with different row counts "
+                    "(%llu and %llu rows)", mm->path[first], mm->path[i],
+                    (unsigned long long)(mm->rows + (uint64_t)(k < got ? got : k)),
+                    (unsigned long long)(mm->rows + (uint64_t)(k < got ? k : got)));
+        if (got < 0)
+            got = k;
+    }
+    if (got == 0)
+        for (int i = 0; i < mm->n; i++) {
+            int e = tz_expect_end(mm->r[i]);
+            if (e)
+                cli_die_reader(mm->path[i], mm->r[i], e);
+        }
+    for (int i = 0; i < mm->n && got > 0; i++) {
+        int l = mm->layer[i];
+        const bm_layer *L = &net->L[l];
+        int n = L->n, V = mm->index[i] ? 1 : n;
+        for (long b = 0; b < got; b++) {
+            const float *v = mm->raw[i] + (size_t)b * V;
+            float *o = x[l] + (size_t)b * n;
+            int nan = 0;
+            for (int j = 0; j < V; j++)
+                nan += v[j] != v[j];
+            unsigned long long row = (unsigned long long)(mm->rows + (uint64_t)b + 1);
+            if (nan && nan < V)
+                cli_die("%s: row %llu: NaN in some columns (an absent "
+                        "modality is a row of NaN in every column)",
+                        mm->path[i], row);
+            present[l][b] = nan == 0;
+            if (nan) {
+                memset(o, 0, (size_t)n * sizeof *o);
+                continue;
+            }
+            if (mm->index[i]) {
+                if (!(v[0] >= 0 && v[0] < n && v[0] == floorf(v[0])))
+                    cli_die("%s: row %llu: %g is not a class index below %d",
+                            mm->path[i], row, v[0], n);
+                memset(o, 0, (size_t)n * sizeof *o);
+                o[(int)v[0]] = 1;
+            } else {
+                memcpy(o, v, (size_t)n * sizeof *o);
+            }
+            const char *bad = bm_layer_check(L, 1, o, mm->allow_real);
+            if (bad)
+                cli_die("%s: row %llu: %s%s", mm->path[i], row, bad,
+                        strstr(bad, "non-binary") && !mm->allow_real
+                        ? " (--allow-real accepts values in [0, 1])" : "");
+        }
+    }
+    mm->rows += (uint64_t)(got > 0 ? got : 0);
+    return (int)(got > 0 ? got : 0);
+}
+
+void cli_modal_close(cli_modal *mm)
+{
+    for (int i = 0; i < mm->n; i++) {
+        tz_reader_free(mm->r[i]);
+        cli_close_in(mm->f[i]);
+        free(mm->raw[i]);
+    }
+}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
+#include "bm.h"
 #include "dataset.h"
 #include "tz.h"
 
@@ -129,5 +130,39 @@ noreturn void cli_interrupted(const char *ckpt, long ep, long batch);
 
 /* Model loading with a clear error. */
 tz_model *cli_load_model(const char *path);
+
+
+/* ---- modality streams (encode, rbm-sample) --------------------------------
+ * --modality NAME=DATA: row-aligned streams, one per visible layer of a
+ * multimodal model, read in lockstep.  A row of NaN marks the modality
+ * absent in that row; a softmax layer also takes one integer column of
+ * class indices. */
+#define CLI_MAX_MODALITIES 8
+typedef struct {
+    int n;
+    char name[CLI_MAX_MODALITIES][32];
+    const char *path[CLI_MAX_MODALITIES];
+    int layer[CLI_MAX_MODALITIES];      /* visible layer of the model */
+    int index[CLI_MAX_MODALITIES];      /* 1: one column of class indices */
+    FILE *f[CLI_MAX_MODALITIES];
+    tz_reader *r[CLI_MAX_MODALITIES];
+    float *raw[CLI_MAX_MODALITIES];     /* (cap, input width) */
+    int allow_real;
+    int cap;
+    uint64_t rows;                      /* rows read so far */
+} cli_modal;
+/* Record NAME=DATA (exits with a usage error when malformed or full). */
+void cli_modal_add(cli_modal *mm, const char *arg);
+/* Open every stream and match it to a visible layer of net (by name):
+ * errors for an unknown modality, a hidden layer, a repeated name, a
+ * width that does not fit.  cap is the most rows read at once. */
+void cli_modal_open(cli_modal *mm, const bm_net *net, int cap);
+/* Read up to B rows of every stream into x[layer] (B, n_layer) with
+ * present[layer][b] = 0 for absent rows; checks the values of the present
+ * rows against the layer's units.  Returns the rows read, 0 at the end of
+ * every stream; exits when the streams have different row counts. */
+int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
+                   unsigned char **present);
+void cli_modal_close(cli_modal *mm);
 
 #endif

@@ -472,6 +472,186 @@ static void prefetch_give(prefetch *p, int i)
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* ---- multimodal: --modality NAME=DATA ---------------------------------------- */
+
+/* Rows grouped by which modalities they observe (a stable sort): order[i]
+ * is the batch row held in state row i, pat[i] its observed layers. */
+static int cmp_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void group_rows(const bm_net *net, int B, unsigned char **present,
+                       uint64_t *key, int *order, unsigned *pat)
+{
+    for (int b = 0; b < B; b++) {
+        uint64_t p = 0;
+        for (int l = 0; l < net->nl; l++)
+            if (net->vis[l] && present[l][b])
+                p |= 1u << l;
+        key[b] = p << 32 | (uint64_t)b;
+    }
+    qsort(key, (size_t)B, sizeof *key, cmp_key);
+    for (int b = 0; b < B; b++) {
+        order[b] = (int)(key[b] & 0xffffffffu);
+        pat[b] = (unsigned)(key[b] >> 32);
+    }
+}
+
+static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
+                           const char *model_path, uint64_t mhash, int force)
+{
+    if (md->kind != MODEL_DBM && md->kind != MODEL_MDBN)
+        cli_usage_error("--modality needs a multimodal model (a DBM or an "
+                        "MDBN from joint or stack); this is a %s",
+                        model_kind_name(md->kind));
+    if (o->down)
+        cli_usage_error("--down applies to RBMs; --modality infers any layer "
+                        "(--layer)");
+    const bm_net *net = md->net;
+    int out = -1;
+    if (o->layer) {
+        out = model_find_layer(md, o->layer);
+        if (out < 0)
+            cli_usage_error("--layer %s: the model has no such layer",
+                            o->layer);
+    } else {
+        out = bm_find_layer(net, "joint");
+        if (out < 0) {           /* a DBM from stack: its top hidden layer */
+            for (int l = 0; l < net->nl; l++)
+                if (!net->vis[l])
+                    out = l;
+        }
+    }
+    int B = o->batch;
+    cli_modal_open(mm, net, B);
+    if (o->allow_real)
+        mm->allow_real = 1;
+    const bm_layer *Lo = &net->L[out];
+
+    bm_state st;
+    bm_scratch *w = bm_scratch_new(net, B);
+    if (!w || bm_state_alloc(net, &st, B))
+        cli_die("out of memory");
+    float *x[BM_MAX_LAYERS] = {0};
+    unsigned char *present[BM_MAX_LAYERS] = {0};
+    for (int l = 0; l < net->nl; l++) {
+        if (!net->vis[l])
+            continue;
+        x[l] = malloc((size_t)B * net->L[l].n * sizeof(float));
+        present[l] = calloc((size_t)B, 1);   /* not given: absent */
+        if (!x[l] || !present[l])
+            cli_die("out of memory");
+    }
+    uint64_t *key = malloc((size_t)B * sizeof *key);
+    int *order = malloc((size_t)B * sizeof *order);
+    unsigned *pat = malloc((size_t)B * sizeof *pat);
+    float *y = malloc((size_t)B * Lo->n * sizeof *y);
+    if (!key || !order || !pat || !y)
+        cli_die("out of memory");
+    rng_t rng;
+    rng_seed(&rng, o->seed);
+
+    tz_header oh;
+    tz_header_init(&oh);
+    uint64_t dim = (uint64_t)Lo->n;
+    char hex[17], list[CLI_MAX_MODALITIES * 33] = "";
+    for (int i = 0; i < mm->n; i++) {
+        strcat(list, mm->name[i]);
+        if (i + 1 < mm->n)
+            strcat(list, ",");
+    }
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)mhash);
+    int probs = !o->sample && Lo->unit == BM_BERNOULLI;
+    if (tz_header_set_shape(&oh, TZ_F32, 1, &dim) ||
+        tz_attr_set_s(&oh, "encode.model", base_name(model_path)) ||
+        tz_attr_set_s(&oh, "encode.model_hash", hex) ||
+        tz_attr_set_s(&oh, "encode.mode", o->sample ? "infer-sample"
+                                                    : "infer-mean") ||
+        tz_attr_set_s(&oh, "encode.layer", Lo->name) ||
+        tz_attr_set_s(&oh, "encode.modalities", list) ||
+        (o->sample && tz_attr_set_i(&oh, "encode.seed", (int64_t)o->seed)) ||
+        (net->vis[out] && tz_attr_set_s(&oh, "modality.name", Lo->name)) ||
+        (probs && tz_attr_set_s(&oh, "data.values", "probabilities")))
+        cli_die("out of memory");
+    tz_writer *wr = cli_writer_stdout(force);
+    int rc = tz_writer_begin(wr, &oh);
+    if (rc)
+        cli_die_writer("", wr, rc);
+    int n;
+    while ((n = cli_modal_read(mm, net, B, x, present)) > 0) {
+        group_rows(net, n, present, key, order, pat);
+        for (int r = 0; r < n;) {
+            int r1 = r + 1;
+            while (r1 < n && pat[r1] == pat[r])
+                r1++;
+            unsigned char clamp[BM_MAX_LAYERS] = {0};
+            int any = 0;
+            for (int l = 0; l < net->nl; l++) {
+                if (!net->vis[l])
+                    continue;
+                clamp[l] = (pat[r] >> l) & 1;
+                any |= clamp[l];
+                if (!clamp[l]) {
+                    bm_state_absent(net, &st, l, r, r1 - r);
+                    continue;
+                }
+                size_t nl = (size_t)net->L[l].n;
+                for (int i = r; i < r1; i++)
+                    memcpy(st.x[l] + (size_t)i * nl, x[l] + (size_t)order[i] * nl,
+                           nl * sizeof(float));
+                bm_state_sync(net, &st, l, r, r1 - r);
+            }
+            if (!any)
+                cli_die("row %llu: every modality is absent",
+                        (unsigned long long)(mm->rows - (uint64_t)n +
+                                             (uint64_t)order[r] + 1));
+            if (md->kind == MODEL_MDBN) {
+                mdbn_infer(md->mdbn, &st, r, r1 - r, clamp, o->mf_iters,
+                           (float)o->mf_tol, o->sample, &rng, w);
+            } else {
+                bm_bottom_up(net, &st, r, r1 - r, clamp, w);
+                bm_meanfield(net, &st, r, r1 - r, clamp, o->mf_iters,
+                             (float)o->mf_tol, 0, w);
+                for (int k = 0; o->sample && k < o->mf_iters; k++)
+                    bm_gibbs_sweep(net, &st, r, r1 - r, clamp, &rng, w);
+            }
+            r = r1;
+        }
+        for (int i = 0; i < n; i++) {
+            float *yo = y + (size_t)order[i] * Lo->n;
+            memcpy(yo, st.x[out] + (size_t)i * Lo->n, (size_t)Lo->n * sizeof *yo);
+            if (Lo->unit == BM_REPSOFTMAX) {   /* word probabilities x D */
+                double s = 0;
+                for (int j = 0; j < Lo->n; j++)
+                    s += yo[j];
+                float k = s > 0 ? (float)(o->length / s) : 0;
+                for (int j = 0; j < Lo->n; j++)
+                    yo[j] *= k;
+            }
+        }
+        rc = tz_write(wr, y, (size_t)n);
+        if (rc)
+            cli_die_writer("", wr, rc);
+    }
+    cli_finish_writer(wr);
+    cli_modal_close(mm);
+    tz_header_clear(&oh);
+    for (int l = 0; l < net->nl; l++) {
+        free(x[l]);
+        free(present[l]);
+    }
+    free(key);
+    free(order);
+    free(pat);
+    free(y);
+    bm_state_free(&st);
+    bm_scratch_free(w);
+    model_free(md);
+    return 0;
+}
+
 static void usage(void)
 {
     printf(
@@ -530,6 +710,7 @@ int main(int argc, char **argv)
         {"length", required_argument, NULL, 'D'},
         {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
         {"layer", required_argument, NULL, 'L'},
+        {"modality", required_argument, NULL, 'm'},
         {"mf-iters", required_argument, NULL, OPT_MF_ITERS},
         {"mf-tol", required_argument, NULL, OPT_MF_TOL},
         {"seed", required_argument, NULL, 's'},
@@ -543,7 +724,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":SdD:L:s:b:j:fqh", lopts, NULL)) != -1) {
+    static cli_modal mm;
+    while ((c = getopt_long(argc, argv, ":SdD:L:m:s:b:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'S': o.sample = 1; break;
         case 'd': o.down = 1; break;
@@ -553,6 +735,7 @@ int main(int argc, char **argv)
             break;
         case OPT_ALLOW_REAL: o.allow_real = 1; break;
         case 'L': o.layer = optarg; break;
+        case 'm': cli_modal_add(&mm, optarg); break;
         case OPT_MF_ITERS: o.mf_iters = (int)cli_long(optarg, 1, 100000, "mean-field iterations"); break;
         case OPT_MF_TOL: o.mf_tol = cli_double(optarg, 0, 1, "mean-field tolerance"); break;
         case 's': o.seed = cli_u64(optarg, "seed"); break;
@@ -570,6 +753,9 @@ int main(int argc, char **argv)
     }
     const char *model_path, *in_path;
     cli_model_operands(argc, argv, &model_path, &in_path);
+    if (mm.n && in_path)
+        cli_usage_error("give the data with --modality NAME=DATA, not as "
+                        "INPUT '%s'", in_path);
     /* our threads split each batch, each running single-threaded BLAS */
     o.threads = threads > 0 ? (int)threads : par_cpu_count();
     o.batch = (int)batch;
@@ -580,6 +766,13 @@ int main(int argc, char **argv)
     if (!md)
         cli_die("%s", err);
     uint64_t mhash = model_hash(md->mf);
+    if (mm.n) {
+        gemm_init(o.threads);
+        return multimodal_main(md, &o, &mm, model_path, mhash, force);
+    }
+    if (md->kind == MODEL_MDBN)
+        cli_usage_error("%s: a multimodal DBN; give its data with --modality "
+                        "NAME=DATA", model_path);
     encoder *e = encoder_open(md, &o);
 
     FILE *in = cli_open_in(in_path);

@@ -477,6 +477,173 @@ static void deep_run_block(deep_sampler *s, int B)
     }
 }
 
+/* ---- multimodal: --modality NAME=DATA --generate NAME -------------------------- */
+
+static int cmp_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One chain per input row: the given modalities clamped where present,
+ * the generated one (and every absent one) sampled.  A DBM sweeps every
+ * layer; an MDBN runs its chain in the top RBM and samples down the
+ * unobserved pathways when it emits. */
+static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
+                      const char *gen_name, long count, int force)
+{
+    if (md->kind != MODEL_DBM && md->kind != MODEL_MDBN)
+        cli_usage_error("--modality needs a multimodal model (a DBM or an "
+                        "MDBN); this is a %s", model_kind_name(md->kind));
+    const bm_net *net = md->net;
+    int g = bm_find_layer(net, gen_name);
+    if (g < 0 || !net->vis[g])
+        cli_usage_error("--generate %s: the model has no modality '%s'",
+                        gen_name, gen_name);
+    for (int i = 0; i < mm->n; i++)
+        if (strcmp(mm->name[i], gen_name) == 0)
+            cli_usage_error("--generate %s: that modality is given "
+                            "(--modality %s=...)", gen_name, gen_name);
+    const bm_layer *G = &net->L[g];
+    long E = emit_count(o);
+    size_t per_chain = (size_t)E * G->n * sizeof(float);
+    int B = (int)block_chains(per_chain);
+    cli_modal_open(mm, net, B);
+    bm_state st;
+    bm_scratch *w = bm_scratch_new(net, B);
+    if (!w || bm_state_alloc(net, &st, B))
+        cli_die("out of memory");
+    float *x[BM_MAX_LAYERS] = {0};
+    unsigned char *present[BM_MAX_LAYERS] = {0};
+    for (int l = 0; l < net->nl; l++) {
+        if (!net->vis[l])
+            continue;
+        x[l] = malloc((size_t)B * net->L[l].n * sizeof(float));
+        present[l] = calloc((size_t)B, 1);
+        if (!x[l] || !present[l])
+            cli_die("out of memory");
+    }
+    uint64_t *key = malloc((size_t)B * sizeof *key);
+    int *order = malloc((size_t)B * sizeof *order);
+    float *mean = malloc((size_t)B * G->n * sizeof *mean);
+    float *out = malloc((size_t)B * per_chain);
+    double *cdf = malloc((size_t)G->n * sizeof *cdf);
+    if (!key || !order || !mean || !out || !cdf)
+        cli_die("out of memory");
+
+    tz_header oh;
+    tz_header_init(&oh);
+    uint64_t dim = (uint64_t)G->n;
+    if (tz_header_set_shape(&oh, TZ_F32, 1, &dim) ||
+        tz_attr_set_s(&oh, "modality.name", G->name) ||
+        tz_attr_set_i(&oh, "sample.seed", (int64_t)o->seed) ||
+        tz_attr_set_i(&oh, "sample.steps", o->steps) ||
+        (o->means && G->unit == BM_BERNOULLI &&
+         tz_attr_set_s(&oh, "data.values", "probabilities")))
+        cli_die("out of memory");
+    tz_writer *wr = cli_writer_stdout(force);
+    int rc = tz_writer_begin(wr, &oh);
+    if (rc)
+        cli_die_writer("", wr, rc);
+    long left = count;
+    uint64_t block = 0;
+    int n;
+    while (left > 0 &&
+           (n = cli_modal_read(mm, net, B < left ? B : (int)left, x, present)) > 0) {
+        left -= n;
+        rng_t base, rng;
+        rng_seed(&base, o->seed);
+        rng_split(&rng, &base, block++);
+        for (int b = 0; b < n; b++) {
+            uint64_t p = 0;
+            for (int l = 0; l < net->nl; l++)
+                if (net->vis[l] && present[l][b])
+                    p |= 1u << l;
+            key[b] = p << 32 | (uint64_t)b;
+        }
+        qsort(key, (size_t)n, sizeof *key, cmp_key);
+        for (int b = 0; b < n; b++)
+            order[b] = (int)(key[b] & 0xffffffffu);
+        for (int r = 0; r < n;) {
+            unsigned pat = (unsigned)(key[r] >> 32);
+            int r1 = r + 1;
+            while (r1 < n && (unsigned)(key[r1] >> 32) == pat)
+                r1++;
+            int R = r1 - r;
+            unsigned char clamp[BM_MAX_LAYERS] = {0}, top[BM_MAX_LAYERS];
+            int any = 0;
+            for (int l = 0; l < net->nl; l++) {
+                if (!net->vis[l])
+                    continue;
+                clamp[l] = (pat >> l) & 1;
+                any |= clamp[l];
+                if (!clamp[l]) {
+                    bm_state_absent(net, &st, l, r, R);
+                    continue;
+                }
+                size_t nl = (size_t)net->L[l].n;
+                for (int i = r; i < r1; i++)
+                    memcpy(st.x[l] + (size_t)i * nl, x[l] + (size_t)order[i] * nl,
+                           nl * sizeof(float));
+                bm_state_sync(net, &st, l, r, R);
+            }
+            if (!any)
+                cli_die("row %llu: every modality is absent",
+                        (unsigned long long)(mm->rows - (uint64_t)n +
+                                             (uint64_t)order[r] + 1));
+            if (md->kind == MODEL_MDBN) {
+                mdbn_up(md->mdbn, &st, r, R, clamp, 1, &rng, w);
+                mdbn_top_clamp(md->mdbn, clamp, top);
+                bm_bottom_up(net, &st, r, R, top, w);
+            } else {
+                bm_bottom_up(net, &st, r, R, clamp, w);
+            }
+            for (long t = 1; t <= o->steps; t++) {
+                long k = emit_index(o, t);
+                if (md->kind == MODEL_MDBN) {
+                    bm_gibbs_sweep(net, &st, r, R, top, &rng, w);
+                    if (k >= 0)
+                        mdbn_down(md->mdbn, &st, r, R, clamp, !o->means,
+                                  &rng, w);
+                } else {
+                    bm_gibbs_sweep(net, &st, r, R, clamp, &rng, w);
+                }
+                if (k < 0)
+                    continue;
+                const float *src = st.x[g] + (size_t)r * G->n;
+                if (o->means && md->kind == MODEL_DBM) {
+                    bm_input(net, &st, g, r, R, NULL, ~0u, mean);
+                    bm_layer_mean(G, R, mean, bm_bias_mult(net, &st, g, r));
+                    src = mean;
+                }
+                for (int i = 0; i < R; i++)
+                    memcpy(out + ((size_t)order[r + i] * E + (size_t)k) * G->n,
+                           src + (size_t)i * G->n, (size_t)G->n * sizeof(float));
+            }
+            r = r1;
+        }
+        rc = tz_write(wr, out, (size_t)n * (size_t)E);
+        if (rc)
+            cli_die_writer("", wr, rc);
+    }
+    cli_finish_writer(wr);
+    cli_modal_close(mm);
+    tz_header_clear(&oh);
+    for (int l = 0; l < net->nl; l++) {
+        free(x[l]);
+        free(present[l]);
+    }
+    free(key);
+    free(order);
+    free(mean);
+    free(out);
+    free(cdf);
+    bm_state_free(&st);
+    bm_scratch_free(w);
+    model_free(md);
+    return 0;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static void usage(void)
@@ -554,6 +721,8 @@ int main(int argc, char **argv)
         {"clamp-mask", required_argument, NULL, OPT_CMASK},
         {"clamp-group", required_argument, NULL, OPT_CGROUP},
         {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
+        {"modality", required_argument, NULL, 'm'},
+        {"generate", required_argument, NULL, 'g'},
         {"threads", required_argument, NULL, 'j'},
         {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
@@ -563,7 +732,9 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":n:s:D:j:fqh", lopts, NULL)) != -1) {
+    static cli_modal mm;
+    const char *generate = NULL;
+    while ((c = getopt_long(argc, argv, ":n:s:D:m:g:j:fqh", lopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             count = cli_long(optarg, 1, 1L << 40, "count");
@@ -582,6 +753,8 @@ int main(int argc, char **argv)
         case OPT_CMASK: clamp_mask = optarg; break;
         case OPT_CGROUP: clamp_groups = optarg; break;
         case OPT_ALLOW_REAL: allow_real = 1; break;
+        case 'm': cli_modal_add(&mm, optarg); break;
+        case 'g': generate = optarg; break;
         case 'j': threads = cli_long(optarg, 0, 1024, "thread count"); break;
         case 'f': force = 1; break;
         case 'q': cli_quiet = 1; break;
@@ -608,12 +781,30 @@ int main(int argc, char **argv)
         cli_usage_error("--length applies only to random starts (no INPUT)");
     if (threads > 0)
         gemm_init((int)threads);
+    if ((mm.n > 0) != (generate != NULL))
+        cli_usage_error(mm.n ? "--modality needs --generate NAME (the "
+                               "modality to sample)"
+                             : "--generate needs the given modalities "
+                               "(--modality NAME=DATA)");
+    if (mm.n && (have_input || clamp_cols || clamp_mask || clamp_groups ||
+                 length_set))
+        cli_usage_error("with --modality the data comes from the modality "
+                        "streams (no INPUT, --clamp or --length)");
 
     /* the model: an RBM samples here, a DBN or DBM in deep_sampler */
     char err[400];
     model *md = model_load(model_path, err, sizeof err);
     if (!md)
         cli_die("%s", err);
+    if (mm.n) {
+        if (allow_real)
+            mm.allow_real = 1;
+        return modal_main(md, &o, &mm, generate,
+                          count_set ? count : 1L << 40, force);
+    }
+    if (md->kind == MODEL_MDBN)
+        cli_usage_error("%s: a multimodal DBN; sample it with --modality "
+                        "NAME=DATA --generate NAME", model_path);
     rbm *m = md->rbm;
     int deep = md->kind != MODEL_RBM;
     bm_layer L0 = model_layer(md, 0);

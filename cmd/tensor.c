@@ -874,7 +874,12 @@ static const char paste_help[] =
     "have the same number of records.  Unequal dtypes are promoted to one\n"
     "that holds them all (u8+i8 -> i16, ints+f32 -> f32 or f64, ...).  The\n"
     "output keeps the attributes every input has with equal values.\n"
-    "\n";
+    "\n"
+    "      --side-by-side       images side by side: each record is R rows (R\n"
+    "                           the first dimension of the first input of rank\n"
+    "                           2 or more) and output row r joins row r of\n"
+    "                           every input: the output records are [R W]\n"
+    "                           (the inverse of slice -c)\n";
 
 /* The smallest dtype that holds every value of dtypes a and b. */
 static int promote(int a, int b)
@@ -914,11 +919,17 @@ static int attr_equal(const tz_attr *a, const tz_attr *b)
 
 int tensor_paste(int argc, char **argv)
 {
-    static const struct option lo[] = {WRITER_LONGOPTS, HELP_LONGOPTS, {NULL, 0, NULL, 0}};
-    int c;
+    static const struct option lo[] = {
+        {"side-by-side", no_argument, NULL, 'S'},
+        WRITER_LONGOPTS, HELP_LONGOPTS, {NULL, 0, NULL, 0}};
+    int c, side = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1)
-        common_option(c, argv, paste_help, 1);
+    while ((c = getopt_long(argc, argv, ":fqh", lo, NULL)) != -1) {
+        if (c == 'S')
+            side = 1;
+        else
+            common_option(c, argv, paste_help, 1);
+    }
     int n = argc - optind;
     char **files = argv + optind;
     if (n < 2)
@@ -942,9 +953,26 @@ int tensor_paste(int argc, char **argv)
         total += elems[i];
         od = i ? promote(od, h->dtype) : h->dtype;
     }
+    uint64_t R = 1;                     /* rows of every record */
+    if (side) {
+        R = 0;
+        for (int i = 0; i < n && !R; i++)
+            if (tz_reader_header(rs[i])->rank >= 2)
+                R = tz_reader_header(rs[i])->dims[0];
+        if (!R)
+            cli_die("paste --side-by-side: no input has records of rank 2 "
+                    "or more to take the row count from");
+        for (int i = 0; i < n; i++)
+            if (elems[i] % R)
+                cli_die("paste --side-by-side: %s has records of %" PRIu64
+                        " values, not %" PRIu64 " rows", show_name(files[i]),
+                        elems[i], R);
+    }
     tz_header oh;
     tz_header_init(&oh);
-    if (tz_header_set_shape(&oh, od, 1, &total))
+    uint64_t oshape[2] = {R, total / R};
+    if (side ? tz_header_set_shape(&oh, od, 2, oshape)
+             : tz_header_set_shape(&oh, od, 1, &total))
         cli_die("pasted record of %" PRIu64 " %s elements exceeds the record limit",
                 total, tz_dtype_name(od));
     /* attributes all inputs agree on */
@@ -1004,9 +1032,10 @@ int tensor_paste(int argc, char **argv)
         /* out is (k, total): the inputs' (k, elems[i]) side by side */
         for (size_t j = 0; j < k; j++) {
             unsigned char *o = out + j * total * es;
+            for (uint64_t q = 0; q < R; q++)
             for (int i = 0; i < n; i++) {
-                size_t rb = (size_t)elems[i] * es;
-                memcpy(o, bufs[i] + j * rb, rb);
+                size_t rb = (size_t)(elems[i] / R) * es;
+                memcpy(o, bufs[i] + j * elems[i] * es + q * rb, rb);
                 o += rb;
             }
         }

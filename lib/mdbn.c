@@ -197,25 +197,39 @@ static void directed(const mdbn *m, bm_state *st, int l, int from,
     }
 }
 
-void mdbn_infer(const mdbn *m, bm_state *st, int r0, int B,
-                const unsigned char *clamp, int iters, float tol, int sample,
-                rng_t *rng, bm_scratch *w)
+/* Which layers belong to observed pathways. */
+static void observed(const mdbn *m, const unsigned char *clamp,
+                     unsigned char *seen)
 {
-    const bm_net *net = m->net;
-    int nl = net->nl, maxd = 0;
-    unsigned char seen[BM_MAX_LAYERS], top_clamp[BM_MAX_LAYERS];
-    for (int l = 0; l < nl; l++) {
+    for (int l = 0; l < m->net->nl; l++) {
         int v = mdbn_modality_of(m, l);
         seen[l] = v >= 0 && clamp && clamp[v];
-        if (m->depth[l] > maxd)
-            maxd = m->depth[l];
     }
+}
+
+static int max_depth(const mdbn *m)
+{
+    int d = 0;
+    for (int l = 0; l < m->net->nl; l++)
+        if (m->depth[l] > d)
+            d = m->depth[l];
+    return d;
+}
+
+void mdbn_up(const mdbn *m, bm_state *st, int r0, int B,
+             const unsigned char *clamp, int sample, rng_t *rng,
+             bm_scratch *w)
+{
+    const bm_net *net = m->net;
+    int nl = net->nl;
+    unsigned char seen[BM_MAX_LAYERS];
+    observed(m, clamp, seen);
     /* unobserved pathways start at zero (no input from below) */
     for (int l = 0; l < nl; l++)
         if (l != m->joint && !seen[l])
             bm_state_absent(net, st, l, r0, B);
     /* up the observed pathways, deepest first */
-    for (int d = maxd - 1; d >= 1; d--)
+    for (int d = max_depth(m) - 1; d >= 1; d--)
         for (int l = 0; l < nl; l++) {
             if (m->depth[l] != d || !seen[l] || net->vis[l])
                 continue;
@@ -225,18 +239,42 @@ void mdbn_infer(const mdbn *m, bm_state *st, int r0, int B,
                     child = k;
             directed(m, st, l, child, m->up[l], r0, B, sample, rng, w);
         }
-    /* the top RBM: J and the unobserved tops */
-    for (int l = 0; l < nl; l++)
+}
+
+void mdbn_top_clamp(const mdbn *m, const unsigned char *clamp,
+                    unsigned char *top_clamp)
+{
+    unsigned char seen[BM_MAX_LAYERS];
+    observed(m, clamp, seen);
+    for (int l = 0; l < m->net->nl; l++)
         top_clamp[l] = !(l == m->joint || (m->depth[l] == 1 && !seen[l]));
-    bm_bottom_up(net, st, r0, B, top_clamp, w);
-    if (sample)
-        for (int s = 0; s < iters; s++)
-            bm_gibbs_sweep(net, st, r0, B, top_clamp, rng, w);
-    else
-        bm_meanfield(net, st, r0, B, top_clamp, iters, tol, 0, w);
-    /* down the unobserved pathways */
+}
+
+void mdbn_down(const mdbn *m, bm_state *st, int r0, int B,
+               const unsigned char *clamp, int sample, rng_t *rng,
+               bm_scratch *w)
+{
+    unsigned char seen[BM_MAX_LAYERS];
+    observed(m, clamp, seen);
+    int maxd = max_depth(m);
     for (int d = 2; d <= maxd; d++)
-        for (int l = 0; l < nl; l++)
+        for (int l = 0; l < m->net->nl; l++)
             if (m->depth[l] == d && !seen[l])
                 directed(m, st, l, m->parent[l], NULL, r0, B, sample, rng, w);
+}
+
+void mdbn_infer(const mdbn *m, bm_state *st, int r0, int B,
+                const unsigned char *clamp, int iters, float tol, int sample,
+                rng_t *rng, bm_scratch *w)
+{
+    unsigned char top_clamp[BM_MAX_LAYERS];
+    mdbn_up(m, st, r0, B, clamp, sample, rng, w);
+    mdbn_top_clamp(m, clamp, top_clamp);
+    bm_bottom_up(m->net, st, r0, B, top_clamp, w);
+    if (sample)
+        for (int s = 0; s < iters; s++)
+            bm_gibbs_sweep(m->net, st, r0, B, top_clamp, rng, w);
+    else
+        bm_meanfield(m->net, st, r0, B, top_clamp, iters, tol, 0, w);
+    mdbn_down(m, st, r0, B, clamp, sample, rng, w);
 }

@@ -63,4 +63,17 @@ void mdbn_infer(const mdbn *m, bm_state *st, int r0, int B,
                 const unsigned char *clamp, int iters, float tol, int sample,
                 rng_t *rng, bm_scratch *w);
 
+/* The three steps of mdbn_infer, for samplers that keep a chain in the
+ * top RBM: the up-pass of the observed pathways (the unobserved ones set
+ * to zero); the clamp of the top RBM (1 for every layer but J and the
+ * unobserved tops); the down-pass of the unobserved pathways. */
+void mdbn_up(const mdbn *m, bm_state *st, int r0, int B,
+             const unsigned char *clamp, int sample, rng_t *rng,
+             bm_scratch *w);
+void mdbn_top_clamp(const mdbn *m, const unsigned char *clamp,
+                    unsigned char *top_clamp);
+void mdbn_down(const mdbn *m, bm_state *st, int r0, int B,
+               const unsigned char *clamp, int sample, rng_t *rng,
+               bm_scratch *w);
+
 #endif
