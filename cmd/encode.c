@@ -504,7 +504,7 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
 {
     if (md->kind != MODEL_DBM && md->kind != MODEL_MDBN)
         cli_usage_error("--modality needs a multimodal model (a DBM or an "
-                        "MDBN from joint or stack); this is a %s",
+                        "MDBN from joint or stack), not model.type %s",
                         model_kind_name(md->kind));
     if (o->down)
         cli_usage_error("--down applies to RBMs; --modality infers any layer "

@@ -49,6 +49,7 @@ static void usage(void)
 "a multimodal DBM (the joint RBM pretrained, then the whole tree jointly).\n"
 "\n"
 "Modalities:\n"
+"  -o, --output MODEL        model file to write (required)\n"
 "  -m, --modality NAME=DATA  a modality and its rows; NAME may be left out\n"
 "                            when DATA's modality.name attribute gives it\n"
 "  -V, --visible NAME=TYPE   unit type of a modality without a pathway:\n"
@@ -67,18 +68,21 @@ static void usage(void)
 "                            without it)\n"
 "Training:\n"
 "      --pretrain-epochs N   --dbm: epochs of the joint RBM (default: 10)\n"
-"      --pretrain-rate X     --dbm: its learning rate (default: 0.05; 0.005\n"
+"      --pretrain-rate X     --dbm: its learning rate (default: 0.01; 0.001\n"
 "                            with a gaussian or replicated-softmax modality)\n"
+"      --pretrain-momentum M --dbm: its momentum after the first epochs\n"
+"                            (default: 0.5)\n"
 "  -e, --epochs N            the joint RBM (default) or, with --dbm, joint\n"
 "                            training of the whole tree (default: 10)\n"
 "  -b, --batch N             rows per mini-batch (default: 100)\n"
-"  -l, --learning-rate X     the joint RBM's rate as --pretrain-rate; --dbm:\n"
-"                            joint training's (default: 0.001)\n"
+"  -l, --learning-rate X     the joint RBM's rate, default as --pretrain-rate;\n"
+"                            --dbm: joint training's (default: 0.001)\n"
 "      --lr-decay R          --dbm: divide the rate by R after every update\n"
 "                            of joint training (default: 1.000015)\n"
 "      --lr-min X            --dbm: the rate never falls below X\n"
 "                            (default: learning rate / 10)\n"
-"      --momentum M          momentum after the first epochs (default: 0.9)\n"
+"      --momentum M          momentum after the first epochs (default: 0.5 for\n"
+"                            the joint RBM, 0.9 for --dbm joint training)\n"
 "      --initial-momentum M  momentum in the first epochs (default: 0.5)\n"
 "      --momentum-epochs N   epochs at the initial momentum (default: 5)\n"
 "      --weight-decay X      L2 coefficient on the weights (default: 0.0002)\n"
@@ -116,7 +120,7 @@ static void usage(void)
 }
 
 enum {
-    OPT_DBM = 256, OPT_SOFTMAX_GROUP, OPT_PRE_EPOCHS, OPT_PRE_RATE,
+    OPT_DBM = 256, OPT_SOFTMAX_GROUP, OPT_PRE_EPOCHS, OPT_PRE_RATE, OPT_PRE_MOM,
     OPT_LR_DECAY, OPT_LR_MIN, OPT_MOMENTUM, OPT_INIT_MOMENTUM,
     OPT_MOM_EPOCHS, OPT_WD, OPT_CHAINS, OPT_SWEEPS, OPT_MF_ITERS, OPT_MF_TOL,
     OPT_DAMPING, OPT_SPARSITY, OPT_SPARSITY_COST, OPT_ALLOW_REAL, OPT_LOG,
@@ -134,6 +138,7 @@ static const struct option long_opts[] = {
     {"force", no_argument, 0, 'f'},
     {"pretrain-epochs", required_argument, 0, OPT_PRE_EPOCHS},
     {"pretrain-rate", required_argument, 0, OPT_PRE_RATE},
+    {"pretrain-momentum", required_argument, 0, OPT_PRE_MOM},
     {"epochs", required_argument, 0, 'e'},
     {"batch", required_argument, 0, 'b'},
     {"learning-rate", required_argument, 0, 'l'},
@@ -178,6 +183,7 @@ typedef struct {
     long pre_epochs, epochs, batch, mom_epochs, chains, sweeps, mf_iters;
     long ckpt_every, stop_after;
     double pre_lr, lr, lr_decay, lr_min, momentum, init_momentum, wd, mf_tol;
+    double pre_momentum;
     double damping, sparsity, sparsity_cost;
     uint64_t seed;
     modality mod[MAX_MOD];
@@ -593,6 +599,7 @@ typedef struct {
     const bm_mult *mult;
     int phase;                 /* 0: joint RBM, 1: the whole tree */
     long epochs;
+    double momentum;           /* after o->mom_epochs */
     double lr, lr_decay, lr_min;
     bm_trainer *bt;
 } phase;
@@ -610,13 +617,14 @@ static void options_key(const options *o, char *buf, size_t n)
                      "lr=%.9g decay=%.9g lrmin=%.9g mom=%.9g imom=%.9g "
                      "mep=%ld wd=%.9g chains=%ld sweeps=%ld mfi=%ld "
                      "mft=%.9g damp=%.9g sp=%.9g spc=%.9g real=%d seed=%llu "
-                     "threads=%d force=%d",
+                     "threads=%d force=%d pmom=%.9g",
                      o->dbm, o->hidden, o->pre_epochs, o->epochs, o->batch,
                      o->pre_lr, o->lr, o->lr_decay, o->lr_min, o->momentum,
                      o->init_momentum, o->mom_epochs, o->wd, o->chains,
                      o->sweeps, o->mf_iters, o->mf_tol, o->damping,
                      o->sparsity, o->sparsity_cost, o->allow_real,
-                     (unsigned long long)o->seed, o->threads, o->force);
+                     (unsigned long long)o->seed, o->threads, o->force,
+                     o->pre_momentum);
     for (int i = 0; i < o->nmod && k > 0 && (size_t)k < n; i++) {
         const modality *m = &o->mod[i];
         k += snprintf(buf + k, n - (size_t)k, " %s:%llu:%d:%d:%08x:%s",
@@ -640,6 +648,7 @@ static void set_provenance(tz_model *mf, const options *o)
     if (o->dbm) {
         tz_attr_set_i(h, "train.pretrain_epochs", o->pre_epochs);
         tz_attr_set_f(h, "train.pretrain_rate", o->pre_lr);
+        tz_attr_set_f(h, "train.pretrain_momentum", o->pre_momentum);
         tz_attr_set_f(h, "train.lr_decay", o->lr_decay);
         tz_attr_set_f(h, "train.lr_min", o->lr_min);
     }
@@ -723,7 +732,7 @@ static void run_phase(phase *p, const options *o, const char *key,
         rng_split(&er, &order, (uint64_t)ep);
         rng_permutation(&er, perm, N);
         to.momentum = (float)(ep < o->mom_epochs ? o->init_momentum
-                                                 : o->momentum);
+                                                 : p->momentum);
         double lr = p->lr;
         for (long bi = ep == start_epoch ? start_batch : 0; bi < nb; bi++) {
             uint64_t r0 = (uint64_t)bi * o->batch;
@@ -981,7 +990,7 @@ int main(int argc, char **argv)
     options o = {
         .hidden = 500, .pre_epochs = 10, .epochs = 10, .batch = 100,
         .pre_lr = -1, .lr = -1, .lr_decay = 1.000015, .lr_min = -1,
-        .momentum = 0.9, .init_momentum = 0.5, .mom_epochs = 5, .wd = 2e-4,
+        .momentum = -1, .pre_momentum = -1, .init_momentum = 0.5, .mom_epochs = 5, .wd = 2e-4,
         .chains = 100, .sweeps = 5, .mf_iters = 30, .mf_tol = 1e-5,
         .sparsity_cost = 0.1, .seed = 1,
     };
@@ -1014,6 +1023,7 @@ int main(int argc, char **argv)
         case 'f': o.force = 1; break;
         case OPT_PRE_EPOCHS: o.pre_epochs = cli_long(optarg, 0, 1000000, "epoch count"); break;
         case OPT_PRE_RATE: o.pre_lr = cli_double(optarg, 0, 100, "learning rate"); break;
+        case OPT_PRE_MOM: o.pre_momentum = cli_double(optarg, 0, 0.999, "momentum"); break;
         case 'e': o.epochs = cli_long(optarg, 0, 1000000, "epoch count"); break;
         case 'b': o.batch = cli_long(optarg, 1, 1000000, "batch size"); break;
         case 'l': o.lr = cli_double(optarg, 0, 100, "learning rate"); break;
@@ -1057,9 +1067,15 @@ int main(int argc, char **argv)
         for (int k = 0; k < i; k++)
             if (o.mod[i].name[0] && strcmp(o.mod[i].name, o.mod[k].name) == 0)
                 cli_usage_error("two modalities named '%s'", o.mod[i].name);
-    if (!o.dbm && o.pre_epochs != 10)
-        cli_usage_error("--pretrain-epochs is for --dbm; a multimodal DBN "
-                        "trains its joint RBM for -e epochs");
+    if (!o.dbm && (o.pre_epochs != 10 || o.pre_lr >= 0 || o.pre_momentum >= 0))
+        cli_usage_error("--pretrain-* options are for --dbm; a multimodal DBN "
+                        "trains its joint RBM with -e, -l and --momentum");
+    /* PCD of the joint RBM with momentum 0.9 diverged in measurements
+     * (split MNIST): 0.5 there; DBM joint training as stack --dbm */
+    if (o.momentum < 0)
+        o.momentum = o.dbm ? 0.9 : 0.5;
+    if (o.pre_momentum < 0)
+        o.pre_momentum = o.dbm ? 0.5 : o.momentum;
     cli_check_output(o.output);
     load_modalities(&o);
     apply_late(&o);
@@ -1083,8 +1099,8 @@ int main(int argc, char **argv)
         if (u == BM_REPSOFTMAX)
             t.net->doclen[o.mod[i].vis] = mean_length(&o.mod[i].ds);
     }
-    double rbm_lr = o.dbm ? (o.pre_lr >= 0 ? o.pre_lr : soft ? 0.005 : 0.05)
-                          : (o.lr >= 0 ? o.lr : soft ? 0.005 : 0.05);
+    double rbm_lr = o.dbm ? (o.pre_lr >= 0 ? o.pre_lr : soft ? 0.001 : 0.01)
+                          : (o.lr >= 0 ? o.lr : soft ? 0.001 : 0.01);
     if (o.lr < 0)
         o.lr = 0.001;
     if (o.lr_min < 0)
@@ -1146,6 +1162,7 @@ int main(int argc, char **argv)
             cm->net = NULL;
         }
         phase p = {.net = r, .mult = &mult, .phase = 0, .epochs = rbm_epochs,
+                   .momentum = o.pre_momentum,
                    .lr = rbm_lr, .lr_decay = 1, .lr_min = 0};
         for (int i = 0; i < o.nmod; i++) {
             p.vis[i] = 1;
@@ -1176,6 +1193,7 @@ int main(int argc, char **argv)
             cm->net = NULL;
         }
         phase p = {.net = t.net, .phase = 1, .epochs = o.epochs, .lr = o.lr,
+                   .momentum = o.momentum,
                    .lr_decay = o.lr_decay, .lr_min = o.lr_min};
         for (int i = 0; i < o.nmod; i++) {
             p.vis[o.mod[i].vis] = 1;

@@ -494,7 +494,7 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
 {
     if (md->kind != MODEL_DBM && md->kind != MODEL_MDBN)
         cli_usage_error("--modality needs a multimodal model (a DBM or an "
-                        "MDBN); this is a %s", model_kind_name(md->kind));
+                        "MDBN), not model.type %s", model_kind_name(md->kind));
     const bm_net *net = md->net;
     int g = bm_find_layer(net, gen_name);
     if (g < 0 || !net->vis[g])
