@@ -641,6 +641,11 @@ float *bm_scratch_buf(bm_scratch *w)
     return w->tmp;
 }
 
+double *bm_scratch_cdf(bm_scratch *w)
+{
+    return w->cdf;
+}
+
 void bm_update(const bm_net *net, bm_state *st, int l, int r0, int B,
                const bm_mult *m, int sample, rng_t *rng, bm_scratch *w)
 {

@@ -133,6 +133,8 @@ void bm_scratch_free(bm_scratch *w);
 /* Its (B, widest layer) buffer, free for the caller between calls (every
  * function here that takes w may overwrite it). */
 float *bm_scratch_buf(bm_scratch *w);
+/* Its (widest layer) double buffer for bm_layer_sample's cdf. */
+double *bm_scratch_cdf(bm_scratch *w);
 /* The bias multipliers of layer l for rows from r0 (NULL = 1): the
  * document lengths of its replicated-softmax neighbour, or its own. */
 const float *bm_bias_mult(const bm_net *net, const bm_state *st, int l,

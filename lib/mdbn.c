@@ -174,17 +174,7 @@ static void directed(const mdbn *m, bm_state *st, int l, int from,
     bm_input(net, st, l, r0, B, NULL, 1u << from, buf);
     bm_layer_mean(&L, B, buf, d);
     if (sample) {
-        double *cdf = NULL;
-        if (L.unit == BM_SOFTMAX || L.unit == BM_REPSOFTMAX) {
-            cdf = malloc((size_t)L.n * sizeof *cdf);
-            if (!cdf)
-                sample = 0;      /* out of memory: the mean, never garbage */
-        }
-        if (sample)
-            bm_layer_sample(&L, B, buf, d, x, rng, cdf);
-        else
-            memcpy(x, buf, (size_t)B * L.n * sizeof *x);
-        free(cdf);
+        bm_layer_sample(&L, B, buf, d, x, rng, bm_scratch_cdf(w));
     } else {
         memcpy(x, buf, (size_t)B * L.n * sizeof *x);
     }

@@ -356,6 +356,26 @@ for r in range(3):
 
 # ---- paste ------------------------------------------------------------
 
+@test "paste --side-by-side undoes slice -c; rank-1 inputs take the rows of the first image" {
+    python3 -c '
+import struct, sys
+hdr = struct.pack(">HBB", 0, 8, 3) + struct.pack(">III", 3, 4, 5)
+body = bytes((100 * r + 10 * i + j) % 256 for r in range(3) for i in range(4) for j in range(5))
+sys.stdout.buffer.write(hdr + body)' > sb.idx
+    tensor import idx sb.idx > sb.tz
+    tensor slice -c 0:2 sb.tz > a.tz
+    tensor slice -c 2: sb.tz > b.tz
+    tensor paste --side-by-side a.tz b.tz > ab.tz
+    cmp <(tensor export csv ab.tz) <(tensor export csv sb.tz)
+    tensor info ab.tz | grep -qx "shape:      \[4 5\] per record"
+    # b as flat rows of 12 values: split into the 4 rows of a
+    tensor export csv b.tz | tensor import csv --dtype u8 > bflat.tz
+    tensor paste --side-by-side a.tz bflat.tz > ab2.tz
+    cmp <(tensor export csv ab2.tz) <(tensor export csv sb.tz)
+    run -1 --separate-stderr tensor paste --side-by-side bflat.tz bflat.tz
+    [ "$stderr" = "tensor: paste --side-by-side: no input has records of rank 2 or more to take the row count from" ]
+}
+
 @test "paste: records side by side, dtype promoted" {
     printf '1,2\n3,4\n5,6\n7,8\n' | tensor import csv --dtype i8 > b.tz
     printf -- '-1.5\n2.25\n0\n1e3\n' | tensor import csv --dtype f32 > c.tz
