@@ -102,7 +102,7 @@ install: all
 
 # Debian 12 packages; installs only what is missing (run as root).
 DEPS = build-essential clang libclang-rt-14-dev libzstd-dev zstd libopenblas-dev \
-       liblapack-dev libpng-dev bats python3 python3-numpy time
+       liblapack-dev libpng-dev bats python3 python3-numpy python3-sklearn time
 # Before `make check` and `make demo` on a fresh Debian machine: as root,
 # install what is missing; otherwise name it.  Silent when all is there or
 # when there is no dpkg (not Debian: you are on your own).

@@ -461,6 +461,9 @@ static void bound_rows(void *arg, int n, const float *v)
 
 static int deep_main(model *m, const deep_opts *o)
 {
+    if (m->kind == MODEL_MDBN)
+        cli_die("%s: a multimodal DBN; ais-estimate handles RBMs, DBNs and "
+                "DBMs (a multimodal DBM from joint --dbm)", o->model_path);
     int dbm = m->kind == MODEL_DBM;
     for (int l = 0; l < model_layers(m); l++)
         if (model_layer(m, l).unit == BM_REPSOFTMAX)

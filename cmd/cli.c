@@ -402,7 +402,12 @@ void cli_modal_add(cli_modal *mm, const char *arg)
         cli_usage_error("at most %d modalities", CLI_MAX_MODALITIES);
     const char *eq = strchr(arg, '=');
     size_t n = eq ? (size_t)(eq - arg) : 0;
-    if (!eq || n == 0 || n >= sizeof mm->name[0] || !eq[1])
+    if (!eq) {          /* DATA alone: its modality.name names it */
+        mm->name[mm->n][0] = 0;
+        mm->path[mm->n++] = arg;
+        return;
+    }
+    if (n == 0 || n >= sizeof mm->name[0] || !eq[1])
         cli_usage_error("--modality wants NAME=DATA, not '%s'", arg);
     memcpy(mm->name[mm->n], arg, n);
     mm->name[mm->n][n] = 0;
@@ -420,6 +425,19 @@ void cli_modal_open(cli_modal *mm, const bm_net *net, int cap)
                      net->L[l].name);
         }
     for (int i = 0; i < mm->n; i++) {
+        mm->f[i] = cli_open_in(mm->path[i]);
+        mm->r[i] = cli_reader(mm->f[i], mm->path[i]);
+        if (!mm->name[0][0] || !mm->name[i][0]) {
+            const char *nm = tz_attr_get_s(tz_reader_header(mm->r[i]),
+                                           "modality.name", "");
+            if (!mm->name[i][0] && !*nm)
+                cli_usage_error("--modality %s: no NAME= and the stream has "
+                                "no modality.name attribute", mm->path[i]);
+            if (!mm->name[i][0])
+                snprintf(mm->name[i], sizeof mm->name[i], "%s", nm);
+        }
+    }
+    for (int i = 0; i < mm->n; i++) {
         for (int k = 0; k < i; k++)
             if (strcmp(mm->name[i], mm->name[k]) == 0)
                 cli_usage_error("two modalities named '%s'", mm->name[i]);
@@ -429,8 +447,6 @@ void cli_modal_open(cli_modal *mm, const bm_net *net, int cap)
                             "(its modalities: %s)", mm->name[i], mm->name[i],
                             names);
         mm->layer[i] = l;
-        mm->f[i] = cli_open_in(mm->path[i]);
-        mm->r[i] = cli_reader(mm->f[i], mm->path[i]);
         uint64_t V = tz_record_elems(tz_reader_header(mm->r[i]));
         int dt = tz_reader_header(mm->r[i])->dtype;
         const bm_layer *L = &net->L[l];
@@ -441,6 +457,7 @@ void cli_modal_open(cli_modal *mm, const bm_net *net, int cap)
                     mm->path[i], (unsigned long long)V, mm->name[i], L->n);
         if (tz_data_are_probabilities(tz_reader_header(mm->r[i])))
             mm->allow_real = 1;
+        mm->u8[i] = dt == TZ_U8 && L->unit == BM_BERNOULLI;
         mm->raw[i] = malloc((size_t)cap * (size_t)V * sizeof(float));
         if (!mm->raw[i])
             cli_die("out of memory");
@@ -457,11 +474,21 @@ int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
         long k = tz_read_f32(mm->r[i], mm->raw[i], (size_t)B);
         if (k < 0)
             cli_die_reader(mm->path[i], mm->r[i], (int)k);
-        if (got >= 0 && k != got)
+        if (got >= 0 && k != got) {
+            /* read both to the end to name their row counts */
+            uint64_t cnt[2];
+            int who[2] = {first, i};
+            for (int q = 0; q < 2; q++) {
+                long e;
+                while ((e = tz_read(mm->r[who[q]], NULL, SIZE_MAX)) > 0) {}
+                if (e < 0)
+                    cli_die_reader(mm->path[who[q]], mm->r[who[q]], (int)e);
+                cnt[q] = tz_reader_count(mm->r[who[q]]);
+            }
             cli_die("%s and %s: modality streams with different row counts "
                     "(%llu and %llu rows)", mm->path[first], mm->path[i],
-                    (unsigned long long)(mm->rows + (uint64_t)(k < got ? got : k)),
-                    (unsigned long long)(mm->rows + (uint64_t)(k < got ? k : got)));
+                    (unsigned long long)cnt[0], (unsigned long long)cnt[1]);
+        }
         if (got < 0)
             got = k;
     }
@@ -491,7 +518,10 @@ int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
                 memset(o, 0, (size_t)n * sizeof *o);
                 continue;
             }
-            if (mm->index[i]) {
+            if (mm->u8[i] && mm->allow_real) {   /* grey levels */
+                for (int j = 0; j < n; j++)
+                    o[j] = v[j] * (1.0f / 255);
+            } else if (mm->index[i]) {
                 if (!(v[0] >= 0 && v[0] < n && v[0] == floorf(v[0])))
                     cli_die("%s: row %llu: %g is not a class index below %d",
                             mm->path[i], row, v[0], n);

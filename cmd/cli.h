@@ -144,6 +144,8 @@ typedef struct {
     const char *path[CLI_MAX_MODALITIES];
     int layer[CLI_MAX_MODALITIES];      /* visible layer of the model */
     int index[CLI_MAX_MODALITIES];      /* 1: one column of class indices */
+    int u8[CLI_MAX_MODALITIES];         /* u8 data for bernoulli units: with
+                                           allow_real, grey levels / 255 */
     FILE *f[CLI_MAX_MODALITIES];
     tz_reader *r[CLI_MAX_MODALITIES];
     float *raw[CLI_MAX_MODALITIES];     /* (cap, input width) */
@@ -151,7 +153,8 @@ typedef struct {
     int cap;
     uint64_t rows;                      /* rows read so far */
 } cli_modal;
-/* Record NAME=DATA (exits with a usage error when malformed or full). */
+/* Record NAME=DATA, or DATA alone (its modality.name attribute names it);
+ * exits with a usage error when malformed or full. */
 void cli_modal_add(cli_modal *mm, const char *arg);
 /* Open every stream and match it to a visible layer of net (by name):
  * errors for an unknown modality, a hidden layer, a repeated name, a

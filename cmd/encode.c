@@ -656,6 +656,7 @@ static void usage(void)
 {
     printf(
 "Usage: %s [OPTION]... MODEL [INPUT]\n"
+"       %s [OPTION]... MODEL -m NAME=DATA [-m NAME=DATA]...\n"
 "Map rows of INPUT (a .tz stream; stdin when absent or '-') through MODEL\n"
 "(an RBM, DBN or DBM): visible rows in, hidden probabilities out (f32 rows\n"
 "of the hidden layer's width).\n"
@@ -673,6 +674,12 @@ static void usage(void)
 "                        h2, ..., label) or number (default: the top hidden\n"
 "                        layer); DBN: the recognition up-pass, DBM: mean-field\n"
 "                        posteriors with the visible layer clamped\n"
+"  -m, --modality NAME=DATA  multimodal models (joint, stack --labels): the\n"
+"                        rows of modality NAME, read in step with the other\n"
+"                        -m streams instead of INPUT; absent modalities (not\n"
+"                        given, or a row of NaN) are inferred by mean-field\n"
+"                        (--sample: then Gibbs); --layer picks any layer, a\n"
+"                        modality's inferred means included (default: joint)\n"
 "      --mf-iters N      DBM: mean-field sweeps at most (default: 50)\n"
 "      --mf-tol X        DBM: stop when no mean changes by more than X\n"
 "                        (default: 1e-06)\n"
@@ -689,7 +696,7 @@ CLI_STREAM_HELP
 "encode.model_hash (FNV-1a 64 of its tensors) and encode.mode, and keeps\n"
 "the input's modality.name.  Samples are deterministic for a given seed\n"
 "and batch size.\n",
-        cli_prog, DEFAULT_BATCH);
+        cli_prog, cli_prog, DEFAULT_BATCH);
 }
 
 enum { OPT_ALLOW_REAL = 256, OPT_MF_ITERS, OPT_MF_TOL };

@@ -664,12 +664,21 @@ static void set_provenance(tz_model *mf, const options *o)
     tz_attr_set_f(h, "train.mf_tol", o->mf_tol);
     tz_attr_set_f(h, "train.damping", o->damping);
     tz_attr_set_f(h, "train.sparsity", o->sparsity);
+    tz_attr_set_f(h, "train.sparsity_cost", o->sparsity_cost);
+    tz_attr_set_i(h, "train.allow_real", o->allow_real);
+    tz_attr_set_i(h, "train.rows", (int64_t)o->mod[0].ds.rows);
     tz_attr_set_i(h, "train.seed", (int64_t)o->seed);
     tz_attr_set_i(h, "train.threads", o->threads);
     for (int i = 0; i < o->nmod; i++) {
         char key[64];
         snprintf(key, sizeof key, "joint.%s.data", o->mod[i].name);
         tz_attr_set_s(h, key, o->mod[i].data);
+        char hex[9];
+        snprintf(hex, sizeof hex, "%08x", o->mod[i].ds.crc);
+        snprintf(key, sizeof key, "joint.%s.crc32c", o->mod[i].name);
+        tz_attr_set_s(h, key, hex);
+        snprintf(key, sizeof key, "joint.%s.absent_rows", o->mod[i].name);
+        tz_attr_set_i(h, key, (int64_t)o->mod[i].ds.absent);
         if (o->mod[i].pathway) {
             snprintf(key, sizeof key, "joint.%s.pathway", o->mod[i].name);
             tz_attr_set_s(h, key, o->mod[i].pathway);
@@ -678,7 +687,8 @@ static void set_provenance(tz_model *mf, const options *o)
 }
 
 static tz_model *checkpoint_model(const phase *p, const options *o,
-                                  const char *key, long epoch, long batch)
+                                  const char *key, long epoch, long batch,
+                                  double recon_sum, double sweeps_sum)
 {
     tz_model *mf = tz_model_new();
     if (!mf || tz_attr_set_s(&mf->meta, "model.type", "dbm") ||
@@ -689,13 +699,16 @@ static tz_model *checkpoint_model(const phase *p, const options *o,
     tz_attr_set_i(&mf->meta, "ckpt.phase", p->phase);
     tz_attr_set_i(&mf->meta, "ckpt.epoch", epoch);
     tz_attr_set_i(&mf->meta, "ckpt.batch", batch);
+    tz_attr_set_f(&mf->meta, "ckpt.recon_sum", recon_sum);
+    tz_attr_set_f(&mf->meta, "ckpt.sweeps_sum", sweeps_sum);
     return mf;
 }
 
 /* Train p->net for p->epochs from (start_epoch, start_batch). */
 static void run_phase(phase *p, const options *o, const char *key,
                       const char *ckpt, FILE *logf, uint64_t N,
-                      long start_epoch, long start_batch, long *done)
+                      long start_epoch, long start_batch, double start_recon,
+                      double start_sweeps, long *done)
 {
     bm_net *net = p->net;
     bm_train_opts to;
@@ -728,6 +741,10 @@ static void run_phase(phase *p, const options *o, const char *key,
     const char *pname = p->phase ? "joint" : "pretrain";
     for (long ep = start_epoch; ep < p->epochs; ep++) {
         double t0 = cli_now(), tshow = t0, recon_sum = 0, sweeps_sum = 0;
+        if (ep == start_epoch) {
+            recon_sum = start_recon;
+            sweeps_sum = start_sweeps;
+        }
         rng_t order = order_root, er;
         rng_split(&er, &order, (uint64_t)ep);
         rng_permutation(&er, perm, N);
@@ -761,7 +778,8 @@ static void run_phase(phase *p, const options *o, const char *key,
             if (o->stop_after && ++*done == o->stop_after)
                 cli_stop = SIGTERM;
             if (cli_stop) {
-                tz_model *mf = checkpoint_model(p, o, key, ep, bi + 1);
+                tz_model *mf = checkpoint_model(p, o, key, ep, bi + 1,
+                                                recon_sum, sweeps_sum);
                 save_model(mf, ckpt);
                 tz_model_free(mf);
                 cli_interrupted(ckpt, ep, bi + 1);
@@ -778,7 +796,7 @@ static void run_phase(phase *p, const options *o, const char *key,
         }
         if (o->ckpt_every && (ep + 1) % o->ckpt_every == 0 &&
             ep + 1 < p->epochs) {
-            tz_model *mf = checkpoint_model(p, o, key, ep + 1, 0);
+            tz_model *mf = checkpoint_model(p, o, key, ep + 1, 0, 0, 0);
             save_model(mf, ckpt);
             tz_model_free(mf);
         }
@@ -988,7 +1006,7 @@ int main(int argc, char **argv)
 {
     cli_init(argc, argv, "joint");
     options o = {
-        .hidden = 500, .pre_epochs = 10, .epochs = 10, .batch = 100,
+        .hidden = 500, .pre_epochs = -1, .epochs = 10, .batch = 100,
         .pre_lr = -1, .lr = -1, .lr_decay = 1.000015, .lr_min = -1,
         .momentum = -1, .pre_momentum = -1, .init_momentum = 0.5, .mom_epochs = 5, .wd = 2e-4,
         .chains = 100, .sweeps = 5, .mf_iters = 30, .mf_tol = 1e-5,
@@ -1067,11 +1085,13 @@ int main(int argc, char **argv)
         for (int k = 0; k < i; k++)
             if (o.mod[i].name[0] && strcmp(o.mod[i].name, o.mod[k].name) == 0)
                 cli_usage_error("two modalities named '%s'", o.mod[i].name);
-    if (!o.dbm && (o.pre_epochs != 10 || o.pre_lr >= 0 || o.pre_momentum >= 0))
+    if (!o.dbm && (o.pre_epochs >= 0 || o.pre_lr >= 0 || o.pre_momentum >= 0))
         cli_usage_error("--pretrain-* options are for --dbm; a multimodal DBN "
                         "trains its joint RBM with -e, -l and --momentum");
     /* PCD of the joint RBM with momentum 0.9 diverged in measurements
      * (split MNIST): 0.5 there; DBM joint training as stack --dbm */
+    if (o.pre_epochs < 0)
+        o.pre_epochs = 10;
     if (o.momentum < 0)
         o.momentum = o.dbm ? 0.9 : 0.5;
     if (o.pre_momentum < 0)
@@ -1101,17 +1121,20 @@ int main(int argc, char **argv)
     }
     double rbm_lr = o.dbm ? (o.pre_lr >= 0 ? o.pre_lr : soft ? 0.001 : 0.01)
                           : (o.lr >= 0 ? o.lr : soft ? 0.001 : 0.01);
+    if (o.dbm)
+        o.pre_lr = rbm_lr;
+    else
+        o.lr = rbm_lr;         /* the joint RBM is all there is */
     if (o.lr < 0)
         o.lr = 0.001;
     if (o.lr_min < 0)
         o.lr_min = o.lr / 10;
-    if (!o.dbm)
-        o.pre_lr = rbm_lr;
 
     char key[2048];
     options_key(&o, key, sizeof key);
     char *ckpt = cli_ckpt_path(o.output);
     long start_phase = 0, start_epoch = 0, start_batch = 0;
+    double start_recon = 0, start_sweeps = 0;
     model *cm = NULL;
     if (o.resume) {
         if (access(ckpt, F_OK) != 0)
@@ -1125,6 +1148,11 @@ int main(int argc, char **argv)
         start_phase = (long)tz_attr_get_i(&cm->mf->meta, "ckpt.phase", 0);
         start_epoch = (long)tz_attr_get_i(&cm->mf->meta, "ckpt.epoch", 0);
         start_batch = (long)tz_attr_get_i(&cm->mf->meta, "ckpt.batch", 0);
+        start_recon = tz_attr_get_f(&cm->mf->meta, "ckpt.recon_sum", 0);
+        start_sweeps = tz_attr_get_f(&cm->mf->meta, "ckpt.sweeps_sum", 0);
+        long ep_all = start_phase ? o.epochs : (o.dbm ? o.pre_epochs : o.epochs);
+        if (start_epoch > ep_all || (start_epoch == ep_all && start_batch > 0))
+            cli_die("%s: the checkpoint is past the epochs asked for", ckpt);
     }
     FILE *logf = o.log ? cli_open_log(o.log, o.resume,
         "phase\tepoch\tseconds\trecon_error\tlearning_rate\tmf_sweeps") : NULL;
@@ -1173,7 +1201,8 @@ int main(int argc, char **argv)
             cli_die("out of memory");
         if (cm && bm_trainer_load(p.bt, cm->mf))
             cli_die("%s: %s", ckpt, tz_model_error(cm->mf));
-        run_phase(&p, &o, key, ckpt, logf, N, start_epoch, start_batch, &done);
+        run_phase(&p, &o, key, ckpt, logf, N, start_epoch, start_batch,
+                  start_recon, start_sweeps, &done);
         joint_copy(&o, &t, r, 1);
         bm_trainer_free(p.bt);
         bm_free(r);
@@ -1181,6 +1210,7 @@ int main(int argc, char **argv)
             if (o.mod[i].pathway)
                 dataset_free(&codes[i]);
         start_epoch = start_batch = 0;
+        start_recon = start_sweeps = 0;
     }
 
     /* phase 1 (--dbm): the whole tree */
@@ -1205,7 +1235,8 @@ int main(int argc, char **argv)
             cli_die("out of memory");
         if (start_phase == 1 && bm_trainer_load(p.bt, cm->mf))
             cli_die("%s: %s", ckpt, tz_model_error(cm->mf));
-        run_phase(&p, &o, key, ckpt, logf, N, start_epoch, start_batch, &done);
+        run_phase(&p, &o, key, ckpt, logf, N, start_epoch, start_batch,
+                  start_recon, start_sweeps, &done);
         bm_trainer_free(p.bt);
     }
     model_free(cm);

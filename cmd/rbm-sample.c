@@ -608,7 +608,10 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
                 if (k < 0)
                     continue;
                 const float *src = st.x[g] + (size_t)r * G->n;
-                if (o->means && md->kind == MODEL_DBM) {
+                /* means: a DBM's (or an MDBN's top-RBM modality's) mean
+                 * given its neighbours; an MDBN pathway's down-pass means */
+                if (o->means && (md->kind == MODEL_DBM ||
+                                 mdbn_in_top(md->mdbn, g))) {
                     bm_input(net, &st, g, r, R, NULL, ~0u, mean);
                     bm_layer_mean(G, R, mean, bm_bias_mult(net, &st, g, r));
                     src = mean;
@@ -647,6 +650,7 @@ static void usage(void)
 {
     printf(
 "Usage: %s [OPTION]... MODEL [INPUT]\n"
+"       %s [OPTION]... MODEL -m NAME=DATA... -g NAME\n"
 "Draw visible vectors from MODEL by block Gibbs sampling and write them as\n"
 "f32 rows of width V: an RBM alternates h ~ p(h|v) and v ~ p(v|h); a DBN\n"
 "runs its chains in the top RBM and samples down through the directed\n"
@@ -677,6 +681,13 @@ static void usage(void)
 "                        group numbers and ranges as for --clamp (default: none)\n"
 "      --allow-real      accept input values other than 0/1 for bernoulli\n"
 "                        visible units (default: an error)\n"
+"  -m, --modality NAME=DATA  multimodal models (joint, stack --labels): one\n"
+"                        chain per row of the given modalities, held at their\n"
+"                        values (a row of NaN: absent, sampled too); repeat\n"
+"                        for each given modality; DATA alone when its\n"
+"                        modality.name attribute names it\n"
+"  -g, --generate NAME   with --modality: the modality to emit (its samples,\n"
+"                        or with --means its conditional means)\n"
 "  -j, --threads N       BLAS threads; 0 = the BLAS default (default: 0)\n"
 "  -f, --force           write binary output to a terminal\n"
 "  -q, --quiet           no progress on stderr\n"
@@ -686,7 +697,7 @@ CLI_STREAM_HELP
 "\n"
 "Rows come grouped by chain: chain 0's states in time order, then chain\n"
 "1's.  The output is the same for the same seed, options and BLAS threads.\n",
-        cli_prog, DEFAULT_COUNT, DEFAULT_STEPS, DEFAULT_LENGTH);
+        cli_prog, cli_prog, DEFAULT_COUNT, DEFAULT_STEPS, DEFAULT_LENGTH);
 }
 
 enum {

@@ -607,6 +607,8 @@ int main(int argc, char **argv)
         if (o.dbm && m->kind == MODEL_RBM)
             cli_die("%s: one RBM; a DBM needs at least two (or one DBM to "
                     "train further)", o.models[0]);
+        if (m->kind == MODEL_MDBN)
+            cli_die("%s: a multimodal DBN; joint trains it", o.models[0]);
         if (o.dbm && m->kind != MODEL_DBM)
             cli_die("%s: a DBN; --dbm composes RBMs or trains a DBM further",
                     o.models[0]);
@@ -614,6 +616,11 @@ int main(int argc, char **argv)
             cli_die("%s: one RBM; a DBN needs at least two", o.models[0]);
         if (!o.dbm && m->kind != MODEL_DBN)
             cli_die("%s: a DBM; a DBM trains with --dbm", o.models[0]);
+        for (int l = 1; m->net && l < m->net->nl; l++)
+            if (m->net->vis[l] && strcmp(m->net->L[l].name, "label") != 0)
+                cli_die("%s: a multimodal DBM (modality '%s' besides '%s'); "
+                        "joint trains it", o.models[0], m->net->L[l].name,
+                        m->net->L[0].name);
         s.net = m->net;
         s.d = m->dbn;
         m->net = NULL;

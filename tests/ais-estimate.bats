@@ -201,7 +201,7 @@ assert 1 < pp < 10
     tensor import csv < gauss.csv | tensor pca -k 2 --save pca.tz > /dev/null
     run --separate-stderr ais-estimate pca.tz
     [ "$status" -eq 1 ]
-    [ "$stderr" = "ais-estimate: pca.tz: not a model this tool reads: model.type is 'pca' (known: rbm, dbn, dbm)" ]
+    [ "$stderr" = "ais-estimate: pca.tz: not a model this tool reads: model.type is 'pca' (known: rbm, dbn, dbm, mdbn)" ]
 }
 
 @test "error: malformed beta files name the line" {

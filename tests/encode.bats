@@ -234,7 +234,7 @@ ref.close(ref.rows("h.txt"), ref.up("bernoulli", "bernoulli", ref.params("m.txt"
     make_model d bernoulli bernoulli 6 4 1.0 1 1 mdae
     printf '1 0 1 0 1 0\n' | rows_of 6 u8 > v.tz
     run -1 --separate-stderr encode d.rbm v.tz
-    [ "$stderr" = "encode: d.rbm: not a model this tool reads: model.type is 'mdae' (known: rbm, dbn, dbm)" ]
+    [ "$stderr" = "encode: d.rbm: not a model this tool reads: model.type is 'mdae' (known: rbm, dbn, dbm, mdbn)" ]
     make_model d bernoulli bernoulli 6 4 1.0 1 1 dbn
     run -1 --separate-stderr encode d.rbm v.tz
     [ "$stderr" = "encode: d.rbm: corrupt dbn model: dbn.levels must be 2 to 15" ]

@@ -1040,7 +1040,9 @@ static void png_on_warning(png_structp p, png_const_charp msg)
 }
 
 /* Write a gray PNG of h rows of w samples g (row-major) to stdout. */
-static void write_png(const uint16_t *g, size_t w, size_t h, int depth, const char *sub)
+/* g holds h rows of w pixels of ch channels (1 gray, 3 RGB). */
+static void write_png_ch(const uint16_t *g, size_t w, size_t h, int ch, int depth,
+                         const char *sub)
 {
     if (w > 0x7fffffff || h > 0x7fffffff)
         cli_die("%s: image of %zux%zu is too large for PNG", sub, w, h);
@@ -1050,7 +1052,7 @@ static void write_png(const uint16_t *g, size_t w, size_t h, int depth, const ch
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!info)
         cli_die("out of memory");
-    unsigned char *row = tensor_xmalloc(w * 2);
+    unsigned char *row = tensor_xmalloc(w * (size_t)ch * 2);
     if (setjmp(png_jmpbuf(p))) {
         png_destroy_write_struct(&p, &info);
         if (errno == EPIPE)
@@ -1058,24 +1060,31 @@ static void write_png(const uint16_t *g, size_t w, size_t h, int depth, const ch
         cli_die("%s: png: %s", sub, pe.msg);
     }
     png_init_io(p, stdout);
-    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, depth, PNG_COLOR_TYPE_GRAY,
+    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, depth,
+                 ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(p, info);
+    size_t vals = w * (size_t)ch;            /* values a row */
     for (size_t y = 0; y < h; y++) {
-        const uint16_t *s = g + y * w;
+        const uint16_t *s = g + y * vals;
         if (depth == 16)
-            for (size_t x = 0; x < w; x++) {
+            for (size_t x = 0; x < vals; x++) {
                 row[2 * x] = (unsigned char)(s[x] >> 8);     /* PNG is big-endian */
                 row[2 * x + 1] = (unsigned char)s[x];
             }
         else
-            for (size_t x = 0; x < w; x++)
+            for (size_t x = 0; x < vals; x++)
                 row[x] = (unsigned char)s[x];
         png_write_row(p, row);
     }
     png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
     free(row);
+}
+
+static void write_png(const uint16_t *g, size_t w, size_t h, int depth, const char *sub)
+{
+    write_png_ch(g, w, h, 1, depth, sub);
 }
 
 /* Image height and width of records of h (rank 2, or any rank with
@@ -1233,7 +1242,8 @@ int tensor_export(int argc, char **argv)
 static const char tile_usage[] =
     "Usage: tensor tile [OPTION]... [FILE]\n"
     "Draw records (or, with --transpose, columns) as a grid of gray images in\n"
-    "one PNG on stdout, tiles separated by 1-pixel white lines.\n"
+    "one PNG on stdout, tiles separated by 1-pixel white lines; records of\n"
+    "shape [H W 3] are drawn as colour (RGB) images.\n"
     "\n"
     "      --rows R             grid rows (default: near-square grid)\n"
     "      --cols C             grid columns (default: near-square grid)\n"
@@ -1329,7 +1339,12 @@ int tensor_tile(int argc, char **argv)
             cli_die("tile: the input has no records");
     }
     uint64_t H, W;
-    if (sh) {
+    int ch = 1;
+    if (!sh && !transpose && h->rank == 3 && h->dims[2] == 3) {
+        H = h->dims[0];
+        W = h->dims[1];
+        ch = 3;
+    } else if (sh) {
         if (sh * sw != len)
             cli_die("tile: --shape %" PRIu64 "x%" PRIu64 " has %" PRIu64 " pixels, tiles "
                     "have %zu values", sh, sw, sh * sw, len);
@@ -1356,17 +1371,18 @@ int tensor_tile(int argc, char **argv)
     uint64_t IH = (uint64_t)rows * (H + 1) - 1, IW = (uint64_t)cols * (W + 1) - 1;
     if (IH * IW > (1ull << 28))
         cli_die("tile: image of %" PRIu64 "x%" PRIu64 " is too large", IW, IH);
-    uint16_t *img = tensor_xmalloc((size_t)(IH * IW) * sizeof *img);
-    for (size_t i = 0; i < IH * IW; i++)
+    size_t C = (size_t)ch;
+    uint16_t *img = tensor_xmalloc((size_t)(IH * IW) * C * sizeof *img);
+    for (size_t i = 0; i < IH * IW * C; i++)
         img[i] = 255;
     uint16_t *g = tensor_xmalloc(len * sizeof *g);
     for (size_t j = 0; j < ntile; j++) {
         to_gray(g, t + j * len, len, transpose ? TZ_F64 : dt, scale, 8);
         size_t r0 = j / (size_t)cols * (size_t)(H + 1), c0 = j % (size_t)cols * (size_t)(W + 1);
         for (size_t y = 0; y < H; y++)
-            memcpy(img + (r0 + y) * IW + c0, g + y * W, W * sizeof *g);
+            memcpy(img + ((r0 + y) * IW + c0) * C, g + y * W * C, W * C * sizeof *g);
     }
-    write_png(img, (size_t)IW, (size_t)IH, 8, "tile");
+    write_png_ch(img, (size_t)IW, (size_t)IH, ch, 8, "tile");
     free(img);
     free(g);
     free(t);
