@@ -72,3 +72,30 @@ need_joint() {
 @test "joint(1) and joint --help list the same options, with the same defaults" {
     check_page joint "$MAN/man1/joint.1"
 }
+
+# readme_multimodal: the commands of the README's multimodal code block
+readme_multimodal() {
+    awk '
+    /^### Multimodal models/ { sec = 1; next }
+    sec && /^```sh/ { code = 1; next }
+    code && /^```/ { exit }
+    code {
+        l = $0; sub(/^[ \t]+/, "", l)
+        if (l == "") next
+        sub(/[ \t]+#.*$/, "", l)
+        print l
+    }' "$BATS_TEST_DIRNAME/../README.md"
+}
+
+@test "README: the multimodal pipeline runs (small size) and infers labels above chance" {
+    readme_multimodal | sed "s|examples/data/|$TOP/examples/data/|g" > cmds.txt
+    [ "$(wc -l < cmds.txt)" -ge 9 ]
+    run_cmds < cmds.txt
+    [ "$(head -c 8 halves.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
+    # the label from the left half alone, on the 2000 training digits
+    e=$(tensor export csv probs.tz | paste -d, - <(tensor export csv "$TOP/examples/data/mnist-2k-labels.tz") |
+        awk -F, '{ m = 1; for (i = 2; i < NF; i++) if ($i > $m) m = i; if (m - 1 != $NF) n++ }
+                 END { printf "%.4f", n / NR }')
+    echo "# left-half label error: $e"
+    awk -v e="$e" 'BEGIN { exit !(e < 0.6) }'
+}
