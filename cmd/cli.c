@@ -394,6 +394,41 @@ noreturn void cli_interrupted(const char *ckpt, long ep, long batch)
     exit(128 + sig);
 }
 
+/* Parse "A:B,C,D:" (half-open column ranges, python-like; A defaults to 0,
+ * B to n) into mask (n), setting 1 for every listed index; `unit` scales an
+ * index (softmax group size for --clamp-group).  Returns 0 or dies with a
+ * usage error. */
+void cli_parse_ranges(const char *spec, const char *opt, long n, int unit,
+                         unsigned char *mask)
+{
+    char *copy = strdup(spec);
+    if (!copy)
+        cli_die("out of memory");
+    char *save = NULL;
+    int any = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        long a, b;
+        char *colon = strchr(tok, ':');
+        if (colon) {
+            *colon = 0;
+            a = *tok ? cli_long(tok, 0, n, opt) : 0;
+            b = colon[1] ? cli_long(colon + 1, 0, n, opt) : n;
+        } else {
+            a = cli_long(tok, 0, n - 1, opt);
+            b = a + 1;
+        }
+        if (a >= b)
+            cli_usage_error("invalid %s '%s': empty range", opt, spec);
+        for (long i = a * unit; i < b * unit; i++)
+            mask[i] = 1;
+        any = 1;
+    }
+    if (!any)
+        cli_usage_error("invalid %s '%s': no columns", opt, spec);
+    free(copy);
+}
+
 /* ---- modality streams ------------------------------------------------------ */
 
 void cli_modal_add(cli_modal *mm, const char *arg)

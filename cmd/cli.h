@@ -132,6 +132,12 @@ noreturn void cli_interrupted(const char *ckpt, long ep, long batch);
 tz_model *cli_load_model(const char *path);
 
 
+/* Parse "A:B,C,D:" (half-open column ranges, python-like; A defaults to 0,
+ * B to n) into mask (n), setting 1 for every listed index; `unit` scales an
+ * index (a softmax group size).  Dies with a usage error naming opt. */
+void cli_parse_ranges(const char *spec, const char *opt, long n, int unit,
+                      unsigned char *mask);
+
 /* ---- modality streams (encode, rbm-sample) --------------------------------
  * --modality NAME=DATA: row-aligned streams, one per visible layer of a
  * multimodal model, read in lockstep.  A row of NaN marks the modality

@@ -41,6 +41,7 @@ typedef struct {
     int batch;           /* rows per batch at most */
     const char *layer;   /* deep models: the layer to output, or NULL */
     int mf_iters;        /* DBM mean-field sweeps at most */
+    const char *clamp_cols;  /* DBM: the observed visible units, or NULL */
     double mf_tol;       /* ... and the tolerance */
 } encode_opts;
 
@@ -216,6 +217,9 @@ typedef struct {
     int layer;                /* the output layer */
     bm_layer in, out;         /* the input and output layers */
     unsigned char clamp[BM_MAX_LAYERS];
+    unsigned char *held;      /* --clamp: observed units of layer 0 */
+    float *neutral;           /* their start where unobserved: the mean
+                                 from the bias alone */
     rng_t rng;
     par_pool *pool;
     deep_part *part;          /* (threads) */
@@ -254,9 +258,27 @@ static void deep_part_run(void *arg, int id, int T)
     }
     const bm_net *net = s->m->net;
     bm_state_set(net, &p->st, 0, n, in);
-    bm_bottom_up(net, &p->st, 0, n, s->clamp, p->w);
-    bm_meanfield(net, &p->st, 0, n, s->clamp, s->o.mf_iters,
-                 (float)s->o.mf_tol, 0, p->w);
+    if (s->held) {
+        /* units outside --clamp start from their bias, then are inferred
+         * with the hidden layers */
+        int V = net->L[0].n;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < V; i++)
+                if (!s->held[i])
+                    p->st.x[0][(size_t)b * V + i] = s->neutral[i];
+        bm_state_sync(net, &p->st, 0, 0, n);
+        unsigned char start[BM_MAX_LAYERS];
+        memcpy(start, s->clamp, sizeof start);
+        start[0] = 1;
+        bm_bottom_up(net, &p->st, 0, n, start, p->w);
+        const unsigned char *held[BM_MAX_LAYERS] = {s->held};
+        bm_meanfield_held(net, &p->st, 0, n, s->clamp, held, s->o.mf_iters,
+                          (float)s->o.mf_tol, 0, p->w);
+    } else {
+        bm_bottom_up(net, &p->st, 0, n, s->clamp, p->w);
+        bm_meanfield(net, &p->st, 0, n, s->clamp, s->o.mf_iters,
+                     (float)s->o.mf_tol, 0, p->w);
+    }
     memcpy(out, p->st.x[s->layer], (size_t)n * s->out.n * sizeof *out);
 }
 
@@ -283,6 +305,8 @@ static void deep_free(encoder *e)
     }
     free(s->part);
     free(s->cdf);
+    free(s->held);
+    free(s->neutral);
     model_free(s->m);
     free(s);
 }
@@ -319,12 +343,27 @@ static encoder *deep_encoder_open(model *m, const encode_opts *o, encoder *e)
         if (m->kind == MODEL_DBM && strcmp(m->net->L[nl - 1].name, "label") == 0)
             s->layer = nl - 2;
     }
-    if (s->layer == 0)
-        cli_usage_error("--layer %s is the visible layer, the input",
-                        o->layer);
     s->in = model_layer(m, 0);
     s->out = model_layer(m, s->layer);
     s->clamp[0] = 1;
+    if (o->clamp_cols) {
+        if (m->kind != MODEL_DBM)
+            cli_usage_error("--clamp applies to DBMs (a DBN's up-pass needs "
+                            "every visible unit)");
+        if (s->in.unit == BM_REPSOFTMAX)
+            cli_usage_error("--clamp is not supported for replicated-softmax "
+                            "visible units");
+        s->held = calloc((size_t)s->in.n, 1);
+        s->neutral = calloc((size_t)s->in.n, sizeof *s->neutral);
+        if (!s->held || !s->neutral)
+            cli_die("out of memory");
+        cli_parse_ranges(o->clamp_cols, "--clamp", s->in.n, 1, s->held);
+        bm_layer_mean(&s->in, 1, s->neutral, NULL);
+        s->clamp[0] = 0;
+    }
+    if (s->layer == 0 && !s->held)
+        cli_usage_error("--layer %s is the visible layer, the input",
+                        o->layer);
     rng_seed(&s->rng, o->seed);
     s->pool = par_new(o->threads);
     s->part = calloc((size_t)o->threads, sizeof *s->part);
@@ -680,6 +719,10 @@ static void usage(void)
 "                        given, or a row of NaN) are inferred by mean-field\n"
 "                        (--sample: then Gibbs); --layer picks any layer, a\n"
 "                        modality's inferred means included (default: joint)\n"
+"      --clamp COLS      DBM: only the visible units COLS are observed (a list\n"
+"                        of columns and half-open ranges such as 0:14,28:42);\n"
+"                        the others are inferred with the hidden layers, and\n"
+"                        --layer v outputs their means (default: all observed)\n"
 "      --mf-iters N      DBM: mean-field sweeps at most (default: 50)\n"
 "      --mf-tol X        DBM: stop when no mean changes by more than X\n"
 "                        (default: 1e-06)\n"
@@ -699,7 +742,7 @@ CLI_STREAM_HELP
         cli_prog, cli_prog, DEFAULT_BATCH);
 }
 
-enum { OPT_ALLOW_REAL = 256, OPT_MF_ITERS, OPT_MF_TOL };
+enum { OPT_ALLOW_REAL = 256, OPT_MF_ITERS, OPT_MF_TOL, OPT_CLAMP };
 
 int main(int argc, char **argv)
 {
@@ -718,6 +761,7 @@ int main(int argc, char **argv)
         {"allow-real", no_argument, NULL, OPT_ALLOW_REAL},
         {"layer", required_argument, NULL, 'L'},
         {"modality", required_argument, NULL, 'm'},
+        {"clamp", required_argument, NULL, OPT_CLAMP},
         {"mf-iters", required_argument, NULL, OPT_MF_ITERS},
         {"mf-tol", required_argument, NULL, OPT_MF_TOL},
         {"seed", required_argument, NULL, 's'},
@@ -743,6 +787,7 @@ int main(int argc, char **argv)
         case OPT_ALLOW_REAL: o.allow_real = 1; break;
         case 'L': o.layer = optarg; break;
         case 'm': cli_modal_add(&mm, optarg); break;
+        case OPT_CLAMP: o.clamp_cols = optarg; break;
         case OPT_MF_ITERS: o.mf_iters = (int)cli_long(optarg, 1, 100000, "mean-field iterations"); break;
         case OPT_MF_TOL: o.mf_tol = cli_double(optarg, 0, 1, "mean-field tolerance"); break;
         case 's': o.seed = cli_u64(optarg, "seed"); break;
@@ -773,6 +818,11 @@ int main(int argc, char **argv)
     if (!md)
         cli_die("%s", err);
     uint64_t mhash = model_hash(md->mf);
+    if (o.clamp_cols && (md->kind != MODEL_DBM || mm.n))
+        cli_usage_error(mm.n ? "--clamp holds units of INPUT; with --modality "
+                               "an absent modality is a row of NaN"
+                             : "--clamp applies to DBMs (a DBN's up-pass needs "
+                               "every visible unit)");
     if (mm.n) {
         gemm_init(o.threads);
         return multimodal_main(md, &o, &mm, model_path, mhash, force);

@@ -39,41 +39,6 @@ typedef struct {
 
 /* ---- clamp sets ------------------------------------------------------------ */
 
-/* Parse "A:B,C,D:" (half-open column ranges, python-like; A defaults to 0,
- * B to n) into mask (n), setting 1 for every listed index; `unit` scales an
- * index (softmax group size for --clamp-group).  Returns 0 or dies with a
- * usage error. */
-static void parse_ranges(const char *spec, const char *opt, long n, int unit,
-                         unsigned char *mask)
-{
-    char *copy = strdup(spec);
-    if (!copy)
-        cli_die("out of memory");
-    char *save = NULL;
-    int any = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        long a, b;
-        char *colon = strchr(tok, ':');
-        if (colon) {
-            *colon = 0;
-            a = *tok ? cli_long(tok, 0, n, opt) : 0;
-            b = colon[1] ? cli_long(colon + 1, 0, n, opt) : n;
-        } else {
-            a = cli_long(tok, 0, n - 1, opt);
-            b = a + 1;
-        }
-        if (a >= b)
-            cli_usage_error("invalid %s '%s': empty range", opt, spec);
-        for (long i = a * unit; i < b * unit; i++)
-            mask[i] = 1;
-        any = 1;
-    }
-    if (!any)
-        cli_usage_error("invalid %s '%s': no columns", opt, spec);
-    free(copy);
-}
-
 /* Read one row of width V from a stream; nonzero = clamped. */
 static void read_mask(const char *path, int V, unsigned char *mask)
 {
@@ -831,12 +796,12 @@ int main(int argc, char **argv)
             cli_usage_error("clamping is not supported for replicated-softmax "
                             "visible units");
         if (clamp_cols)
-            parse_ranges(clamp_cols, "--clamp", V, 1, clamp);
+            cli_parse_ranges(clamp_cols, "--clamp", V, 1, clamp);
         if (clamp_groups) {
             if (L0.unit != BM_SOFTMAX)
                 cli_usage_error("--clamp-group needs softmax visible units");
             int K = L0.group;
-            parse_ranges(clamp_groups, "--clamp-group", V / K, K, clamp);
+            cli_parse_ranges(clamp_groups, "--clamp-group", V / K, K, clamp);
         }
         if (clamp_mask)
             read_mask(clamp_mask, V, clamp);

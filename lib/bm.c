@@ -735,9 +735,30 @@ int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
                              damping, w);
 }
 
+static int meanfield(const bm_net *net, bm_state *st, int r0, int B,
+                     const unsigned char *clamp, const bm_mult *m,
+                     const unsigned char *const *held, int iters, float tol,
+                     float damping, bm_scratch *w);
+
 int bm_meanfield_mult(const bm_net *net, bm_state *st, int r0, int B,
                       const unsigned char *clamp, const bm_mult *m, int iters,
                       float tol, float damping, bm_scratch *w)
+{
+    return meanfield(net, st, r0, B, clamp, m, NULL, iters, tol, damping, w);
+}
+
+int bm_meanfield_held(const bm_net *net, bm_state *st, int r0, int B,
+                      const unsigned char *clamp,
+                      const unsigned char *const *held, int iters, float tol,
+                      float damping, bm_scratch *w)
+{
+    return meanfield(net, st, r0, B, clamp, NULL, held, iters, tol, damping, w);
+}
+
+static int meanfield(const bm_net *net, bm_state *st, int r0, int B,
+                     const unsigned char *clamp, const bm_mult *m,
+                     const unsigned char *const *held, int iters, float tol,
+                     float damping, bm_scratch *w)
 {
     unsigned fixed = 0;
     for (int l = 0; l < net->nl; l++)
@@ -767,6 +788,12 @@ int bm_meanfield_mult(const bm_net *net, bm_state *st, int r0, int B,
                                      : 1.0f, 1.0f, w->tmp);
             }
             bm_layer_mean(L, B, w->tmp, bias_mult(net, st, l, r0));
+            const unsigned char *hl = held ? held[l] : NULL;
+            if (hl)         /* held units keep their values */
+                for (int b = 0; b < B; b++)
+                    for (int i = 0; i < L->n; i++)
+                        if (hl[i])
+                            w->tmp[(size_t)b * L->n + i] = x[(size_t)b * L->n + i];
             for (size_t i = 0; i < n; i++) {
                 float v = damping > 0 ? damping * x[i] +
                                         (1 - damping) * w->tmp[i]

@@ -172,6 +172,13 @@ int bm_meanfield(const bm_net *net, bm_state *st, int r0, int B,
 int bm_meanfield_mult(const bm_net *net, bm_state *st, int r0, int B,
                       const unsigned char *clamp, const bm_mult *m, int iters,
                       float tol, float damping, bm_scratch *w);
+/* The same with some units of unclamped layers held at their start values:
+ * held[l] (may be NULL, as may held itself) marks them (n_l) - a layer
+ * observed in part, such as the left half of a digit. */
+int bm_meanfield_held(const bm_net *net, bm_state *st, int r0, int B,
+                      const unsigned char *clamp,
+                      const unsigned char *const *held, int iters, float tol,
+                      float damping, bm_scratch *w);
 
 /* Start values for mean-field (Salakhutdinov & Hinton 2009: a bottom-up
  * pass with doubled weights): outward from the clamped layers, each layer

@@ -344,3 +344,24 @@ assert a.shape == (40, 392) and (a == b.T).all(), a.shape'
     d=$(maxdiff a.csv b.csv); echo "# $d"
     awk -v d="$d" 'BEGIN { exit !(d < 1e-5) }'
 }
+
+@test "encode --clamp: a DBM's visible layer observed in part" {
+    rbm-train -q -j 1 --dbm-bottom -H 40 -e 2 -o c1.rbm d.tz
+    encode -j 1 c1.rbm d.tz | rbm-train -q -j 1 --dbm-top -H 20 -e 2 --allow-real -o c2.rbm
+    stack --dbm -q -j 1 -e 1 -b 20 --labels y.tz -o lab.dbm c1.rbm c2.rbm d.tz
+    # every unit listed: the same as no --clamp
+    cmp <(encode -q -j 1 lab.dbm -L label d.tz | tensor export csv) \
+        <(encode -q -j 1 lab.dbm -L label --clamp 0:784 d.tz | tensor export csv)
+    # the left halves held: those columns of the visible means are the data,
+    # the others means in [0, 1] that do not depend on the right halves
+    left=$(awk 'BEGIN { for (r = 0; r < 28; r++) printf "%s%d:%d", r ? "," : "", 28 * r, 28 * r + 14 }')
+    encode -q -j 1 lab.dbm -L v --clamp "$left" d.tz | tensor export csv > v.csv
+    cols=$(awk 'BEGIN { for (r = 0; r < 28; r++) for (c = 1; c <= 14; c++) printf "%s%d", (r || c > 1) ? "," : "", 28 * r + c }')
+    cmp <(cut -d, -f"$cols" v.csv | sed 's/\.0*,/,/g; s/\.0*$//') <(tensor export csv d.tz | cut -d, -f"$cols")
+    csv_range v.csv
+    tensor export csv d.tz | awk -F, -v OFS=, '{ for (r = 0; r < 28; r++) for (c = 15; c <= 28; c++) $(28 * r + c) = 1 - $(28 * r + c); print }' |
+        tensor import csv --dtype u8 > flipped.tz
+    cmp v.csv <(encode -q -j 1 lab.dbm -L v --clamp "$left" flipped.tz | tensor export csv)
+    run -2 --separate-stderr encode c1.rbm --clamp 0:10 d.tz < /dev/null
+    [ "${stderr_lines[0]}" = "encode: --clamp applies to DBMs (a DBN's up-pass needs every visible unit)" ]
+}
