@@ -513,31 +513,6 @@ static void prefetch_give(prefetch *p, int i)
 
 /* ---- multimodal: --modality NAME=DATA ---------------------------------------- */
 
-/* Rows grouped by which modalities they observe (a stable sort): order[i]
- * is the batch row held in state row i, pat[i] its observed layers. */
-static int cmp_key(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void group_rows(const bm_net *net, int B, unsigned char **present,
-                       uint64_t *key, int *order, unsigned *pat)
-{
-    for (int b = 0; b < B; b++) {
-        uint64_t p = 0;
-        for (int l = 0; l < net->nl; l++)
-            if (net->vis[l] && present[l][b])
-                p |= 1u << l;
-        key[b] = p << 32 | (uint64_t)b;
-    }
-    qsort(key, (size_t)B, sizeof *key, cmp_key);
-    for (int b = 0; b < B; b++) {
-        order[b] = (int)(key[b] & 0xffffffffu);
-        pat[b] = (unsigned)(key[b] >> 32);
-    }
-}
-
 static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
                            const char *model_path, uint64_t mhash, int force)
 {
@@ -620,7 +595,8 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
         cli_die_writer("", wr, rc);
     int n;
     while ((n = cli_modal_read(mm, net, B, x, present)) > 0) {
-        group_rows(net, n, present, key, order, pat);
+        bm_group_rows(net, n, (const unsigned char *const *)present, key,
+                      order, pat);
         for (int r = 0; r < n;) {
             int r1 = r + 1;
             while (r1 < n && pat[r1] == pat[r])

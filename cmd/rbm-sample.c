@@ -444,12 +444,6 @@ static void deep_run_block(deep_sampler *s, int B)
 
 /* ---- multimodal: --modality NAME=DATA --generate NAME -------------------------- */
 
-static int cmp_key(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* One chain per input row: the given modalities clamped where present,
  * the generated one (and every absent one) sampled.  A DBM sweeps every
  * layer; an MDBN runs its chain in the top RBM and samples down the
@@ -490,10 +484,11 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     }
     uint64_t *key = malloc((size_t)B * sizeof *key);
     int *order = malloc((size_t)B * sizeof *order);
+    unsigned *pats = malloc((size_t)B * sizeof *pats);
     float *mean = malloc((size_t)B * G->n * sizeof *mean);
     float *out = malloc((size_t)B * per_chain);
     double *cdf = malloc((size_t)G->n * sizeof *cdf);
-    if (!key || !order || !mean || !out || !cdf)
+    if (!key || !order || !pats || !mean || !out || !cdf)
         cli_die("out of memory");
 
     tz_header oh;
@@ -519,20 +514,12 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
         rng_t base, rng;
         rng_seed(&base, o->seed);
         rng_split(&rng, &base, block++);
-        for (int b = 0; b < n; b++) {
-            uint64_t p = 0;
-            for (int l = 0; l < net->nl; l++)
-                if (net->vis[l] && present[l][b])
-                    p |= 1u << l;
-            key[b] = p << 32 | (uint64_t)b;
-        }
-        qsort(key, (size_t)n, sizeof *key, cmp_key);
-        for (int b = 0; b < n; b++)
-            order[b] = (int)(key[b] & 0xffffffffu);
+        bm_group_rows(net, n, (const unsigned char *const *)present, key,
+                      order, pats);
         for (int r = 0; r < n;) {
-            unsigned pat = (unsigned)(key[r] >> 32);
+            unsigned pat = pats[r];
             int r1 = r + 1;
-            while (r1 < n && (unsigned)(key[r1] >> 32) == pat)
+            while (r1 < n && pats[r1] == pat)
                 r1++;
             int R = r1 - r;
             unsigned char clamp[BM_MAX_LAYERS] = {0}, top[BM_MAX_LAYERS];
@@ -600,6 +587,7 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     }
     free(key);
     free(order);
+    free(pats);
     free(mean);
     free(out);
     free(cdf);

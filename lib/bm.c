@@ -1266,6 +1266,24 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+void bm_group_rows(const bm_net *net, int B,
+                   const unsigned char *const *present, uint64_t *key,
+                   int *order, unsigned *pat)
+{
+    for (int r = 0; r < B; r++) {
+        uint64_t p = 0;
+        for (int l = 0; l < net->nl; l++)
+            if (net->vis[l] && (!present || !present[l] || present[l][r]))
+                p |= 1u << l;
+        key[r] = p << 32 | (uint64_t)r;
+    }
+    qsort(key, (size_t)B, sizeof *key, cmp_u64);
+    for (int r = 0; r < B; r++) {
+        order[r] = (int)(key[r] & 0xffffffffu);
+        pat[r] = (unsigned)(key[r] >> 32);
+    }
+}
+
 int bm_train_step(bm_trainer *t, int B, const float *const *data,
                   const unsigned char *const *present,
                   const bm_train_opts *o, bm_step_stats *stats)
@@ -1275,20 +1293,9 @@ int bm_train_step(bm_trainer *t, int B, const float *const *data,
     for (int l = 0; l < t->net->nl; l++)
         if (t->vis[l] && !data[l])
             return BM_E_ARG;
-    /* group the rows by the visible layers they observe: a stable sort on
-     * the pattern (the identity when every row is complete) */
-    for (int r = 0; r < B; r++) {
-        uint64_t p = 0;
-        for (int l = 0; l < t->net->nl; l++)
-            if (t->vis[l] && (!present || !present[l] || present[l][r]))
-                p |= 1u << l;
-        t->key[r] = p << 32 | (uint64_t)r;
-    }
-    qsort(t->key, (size_t)B, sizeof *t->key, cmp_u64);
-    for (int r = 0; r < B; r++) {
-        t->order[r] = (int)(t->key[r] & 0xffffffffu);
-        t->pat[r] = (unsigned)(t->key[r] >> 32);
-    }
+    /* group the rows by the visible layers they observe (the identity
+     * when every row is complete) */
+    bm_group_rows(t->net, B, present, t->key, t->order, t->pat);
     for (int i = 0; i < t->nthreads; i++)
         rng_split(&t->trng[i], &t->rng, (uint64_t)i);
     bm_step_job J = {t, o, data, B, !t->chains_init};

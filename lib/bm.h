@@ -210,6 +210,15 @@ int bm_enum_color(const bm_net *net, double *states);
  * above 2^30 states; doclen fixes replicated-softmax document lengths. */
 int bm_exact_logz(const bm_net *net, double doclen, double *logz);
 
+/* Rows grouped by the visible layers they observe, for inference and
+ * training with absent modalities: present[l][b] (present, or present[l],
+ * may be NULL: every row) marks row b's layer l observed.  A stable sort:
+ * order[i] is the row that goes to place i, pat[i] its observed visible
+ * layers (a bit per layer); key is (B) scratch. */
+void bm_group_rows(const bm_net *net, int B,
+                   const unsigned char *const *present, uint64_t *key,
+                   int *order, unsigned *pat);
+
 /* ---- DBM training ------------------------------------------------------------ */
 
 typedef struct {
