@@ -493,12 +493,19 @@ static void test_determinism(void)
     ok(memcmp(a, b, sizeof a) == 0 && memcmp(a, c, sizeof a) != 0,
        "same seed, same log weights; another seed, others");
     /* runs own their random streams: grouping them differently among
-     * threads gives the same weights */
-    double d[10], e[10];
+     * threads gives the same weights - up to the rounding of the products,
+     * which some BLAS kernels sum in an order that depends on the number
+     * of rows (OpenBLAS 0.3.21 SkylakeX: differences of 5e-7 on log
+     * weights of 20, the same draws) */
+    double d[10], e[10], worst = 0;
     ais_run(t, beta, 300, 10, 5, 3, d, NULL, NULL);
     ais_run(t, beta, 300, 10, 5, 7, e, NULL, NULL);
-    ok(memcmp(a, d, sizeof a) == 0 && memcmp(a, e, sizeof a) == 0,
-       "1, 3 and 7 threads give the same log weights");
+    for (int i = 0; i < 10; i++) {
+        worst = fmax(worst, fabs(d[i] - a[i]));
+        worst = fmax(worst, fabs(e[i] - a[i]));
+    }
+    ok(worst < 1e-5, "1, 3 and 7 threads give the same log weights "
+       "(max abs difference %.2g)", worst);
     free(beta);
     ais_target_free(t);
     rbm_free(m);
