@@ -479,3 +479,39 @@ EOF
         [ "$status" -eq 0 ] && [ -z "$stderr" ] && [[ "$output" == "Usage: tensor $s"* ]]
     done
 }
+
+@test "tile: [H W 3] records as a colour PNG" {
+    python3 -c '
+import struct, sys
+hdr = struct.pack(">HBB", 0, 8, 4) + struct.pack(">IIII", 2, 3, 4, 3)
+body = bytes([255, 0, 0] * 12 + [0, 0, 255] * 12)
+sys.stdout.buffer.write(hdr + body)' > rgb.idx
+    tensor import idx rgb.idx > rgb.tz
+    tensor tile --cols 2 rgb.tz > rgb.png
+    # PNG IHDR: width 9 (4 + 1 + 4), height 3, 8 bits, colour type 2 (RGB)
+    [ "$(od -An -tx1 -j 16 -N 10 rgb.png | tr -d ' \n')" = 00000009000000030802 ]
+    python3 -c '
+import zlib, struct
+d = open("rgb.png", "rb").read()
+i, idat = 8, b""
+while i < len(d):
+    n, t = struct.unpack(">I4s", d[i:i + 8])
+    if t == b"IDAT":
+        idat += d[i + 8:i + 8 + n]
+    i += 12 + n
+raw, w, bpp, rows, prev = zlib.decompress(idat), 27, 3, [], bytes(27)
+for y in range(3):
+    f, line = raw[y * 28], bytearray(raw[y * 28 + 1:y * 28 + 28])
+    for x in range(w):
+        a = line[x - bpp] if x >= bpp else 0
+        b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+        p = a + b - c
+        pr = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c
+        line[x] = (line[x] + [0, a, b, (a + b) // 2, pr][f]) % 256
+    rows.append(bytes(line)); prev = rows[-1]
+red, white, blue = bytes([255, 0, 0]), bytes([255] * 3), bytes([0, 0, 255])
+for r in rows:
+    assert r == red * 4 + white + blue * 4, r
+'
+}
+

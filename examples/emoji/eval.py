@@ -3,7 +3,8 @@
 
     eval.py map OUT              mean average precision of generated tags
     eval.py show OUT N           top generated tags next to the true ones
-    eval.py nearest OUT QUERIES  nearest test pictures of tag queries
+    eval.py nearest OUT QUERIES  nearest test pictures of tag queries (by joint
+                                 code; and by the tags generated from them)
 
 OUT is the example's output folder; the streams are read through
 `tensor export npy`.  The references computed here are independent of
@@ -81,16 +82,24 @@ def cmd_nearest(out, queries):
     img = load(f"{out}/test-pictures.tz")
     codes = load(f"{out}/test-codes.tz").astype(np.float64)
     q = load(f"{out}/query-codes.tz").astype(np.float64)
-    words = open(queries).read().split()
+    words = [line.split()[0] for line in open(queries) if line.strip()]
     k = 8
     cn = codes / np.linalg.norm(codes, axis=1, keepdims=True)
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     sim = qn @ cn.T
     pick = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     names = open(f"{out}/test-names.txt").read().splitlines()
+    # the same queries answered by the tags generated from each picture:
+    # the pictures whose generated tags give the word most probability
+    vocab = [w.strip() for w in open(f"{out}/vocab.txt")]
+    gen = load(f"{out}/gen-text.tz")
+    rows = []
     for w, row in zip(words, pick):
-        print(f"{w}: " + "; ".join(names[j] for j in row))
-    np.save(f"{out}/nearest.npy", img[pick.ravel()])
+        print(f"{w} (joint code): " + "; ".join(names[j] for j in row))
+        by_tag = np.argsort(-gen[:, vocab.index(w)], kind="stable")[:k]
+        print(f"{w} (generated tags): " + "; ".join(names[j] for j in by_tag))
+        rows += [row, by_tag]
+    np.save(f"{out}/nearest.npy", img[np.concatenate(rows)])
 
 
 if __name__ == "__main__":
