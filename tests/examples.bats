@@ -94,3 +94,24 @@ png_size() {   # width and height from a PNG's IHDR
     [ "$(head -c 8 mm/halves.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
     [ "$(tensor info mm/both20.tz | sed -n 's/^records: *//p')" = 40 ]
 }
+
+@test "examples/emoji at a small size: tag mAP against the references, retrieval" {
+    om="$TOP/../shared/data/openmoji"
+    [ -r "$om/images-32x32x3.idx.gz" ] || skip "OpenMoji not found at $om"
+    /usr/bin/python3 -c 'import sklearn' 2>/dev/null || skip "python3-sklearn is not installed (make deps)"
+    run make --no-print-directory -C "$TOP/examples/emoji" OUT="$BATS_TEST_TMPDIR/em" \
+        OPENMOJI="$om" N=600 NTRAIN=420 K=32 H_IMG=32 H_TXT=16 HJ=32 E1=3 EJ=3 EDBM=2 \
+        QUERIES="face hand person qqqq" all
+    [ "$status" -eq 0 ]
+    [ "$(head -n 1 em/table.txt)" = "$(printf 'tags\tmAP\trows')" ]
+    [ "$(cut -f 1 em/table.txt | tail -n +2 | tr '\n' '|')" = "mdbm|frequency prior|logistic regression (scikit-learn)|" ]
+    awk -F'\t' 'NR > 1 { if (!($2 > 0 && $2 <= 1) || $3 < 100) exit 1 }' em/table.txt
+    [ "$(grep -c '^  generated: ' em/tags.txt)" = 16 ]
+    [ "$(grep -c '(joint code): ' em/nearest.txt)" = 3 ]
+    grep -qx "qqqq: not in the vocabulary" em/nearest.txt
+    for p in nearest test-pictures; do
+        [ "$(head -c 8 em/$p.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]
+    done
+    # the pictures drawn in colour
+    [ "$(od -An -tx1 -j 25 -N 1 em/nearest.png | tr -d ' ')" = 02 ]
+}

@@ -95,6 +95,9 @@ def cmd_nearest(out, queries):
     gen = load(f"{out}/gen-text.tz")
     rows = []
     for w, row in zip(words, pick):
+        if w not in vocab:
+            print(f"{w}: not in the vocabulary")
+            continue
         print(f"{w} (joint code): " + "; ".join(names[j] for j in row))
         by_tag = np.argsort(-gen[:, vocab.index(w)], kind="stable")[:k]
         print(f"{w} (generated tags): " + "; ".join(names[j] for j in by_tag))
