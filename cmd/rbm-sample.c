@@ -449,7 +449,8 @@ static void deep_run_block(deep_sampler *s, int B)
  * layer; an MDBN runs its chain in the top RBM and samples down the
  * unobserved pathways when it emits. */
 static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
-                      const char *gen_name, long count, int force)
+                      const char *gen_name, long count, int force,
+                      const char *model_path)
 {
     if (md->kind != MODEL_DBM && md->kind != MODEL_MDBN)
         cli_usage_error("--modality needs a multimodal model (a DBM or an "
@@ -496,8 +497,14 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     uint64_t dim = (uint64_t)G->n;
     if (tz_header_set_shape(&oh, TZ_F32, 1, &dim) ||
         tz_attr_set_s(&oh, "modality.name", G->name) ||
+        tz_attr_set_s(&oh, "sample.model", strrchr(model_path, '/')
+                                           ? strrchr(model_path, '/') + 1
+                                           : model_path) ||
         tz_attr_set_i(&oh, "sample.seed", (int64_t)o->seed) ||
         tz_attr_set_i(&oh, "sample.steps", o->steps) ||
+        tz_attr_set_i(&oh, "sample.burn_in", o->burn_in) ||
+        tz_attr_set_i(&oh, "sample.every", o->every) ||
+        tz_attr_set_s(&oh, "sample.output", o->means ? "means" : "samples") ||
         (o->means && G->unit == BM_BERNOULLI &&
          tz_attr_set_s(&oh, "data.values", "probabilities")))
         cli_die("out of memory");
@@ -761,7 +768,7 @@ int main(int argc, char **argv)
         if (allow_real)
             mm.allow_real = 1;
         return modal_main(md, &o, &mm, generate,
-                          count_set ? count : 1L << 40, force);
+                          count_set ? count : 1L << 40, force, model_path);
     }
     if (md->kind == MODEL_MDBN)
         cli_usage_error("%s: a multimodal DBN; sample it with --modality "
