@@ -419,17 +419,14 @@ static void build_tree(options *o, tree *t, rng_t *rng)
         m->depth = ch[i].nl - 1;
         if (nl + ch[i].nl + (i == 0) > BM_MAX_LAYERS)
             cli_die("too many layers (at most %d in all)", BM_MAX_LAYERS);
-        int jlay = 0;
         if (i == 0) {           /* visible, pathway upwards, joint */
             for (int k = 0; k < ch[i].nl; k++)
                 lay[i][k] = nl++;
-            jlay = nl++;
-            t->joint = jlay;
+            t->joint = nl++;
         } else {                /* top first, down to the visible */
             for (int k = ch[i].nl - 1; k >= 0; k--)
                 lay[i][k] = nl++;
         }
-        (void)jlay;
         for (int k = 0; k < ch[i].nl; k++) {
             int l = lay[i][k];
             if (k == 0)
@@ -512,11 +509,9 @@ static void build_tree(options *o, tree *t, rng_t *rng)
         }
     t->net = net;
     if (!o->dbm) {
-        bm_net *keep = net;
-        t->md = mdbn_new(net, t->joint, &why);
+        t->md = mdbn_new(net, t->joint, &why);     /* takes net */
         if (!t->md)
             cli_die("%s", why);
-        (void)keep;
         for (int i = 0; i < o->nmod; i++) {
             chain *c = &ch[i];
             for (int k = 1; k < c->nl; k++)

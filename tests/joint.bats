@@ -365,3 +365,32 @@ assert a.shape == (40, 392) and (a == b.T).all(), a.shape'
     run -2 --separate-stderr encode c1.rbm --clamp 0:10 d.tz < /dev/null
     [ "${stderr_lines[0]}" = "encode: --clamp applies to DBMs (a DBN's up-pass needs every visible unit)" ]
 }
+
+@test "joint: deeper pathways: a DBN under a multimodal DBN, a DBM chain under a multimodal DBM" {
+    encode -q -j 1 lp.rbm l.tz | rbm-train -q -j 1 -H 20 -e 2 --allow-real -o lp2.rbm
+    stack -o lpath.dbn lp.rbm lp2.rbm
+    joint -q -j 1 -b 20 -H 20 -e 2 -m l=l.tz -p l=lpath.dbn -m r=r.tz -p r=rp.rbm -o deep.tz
+    names=$(for i in 0 1 2 3 4 5; do attr deep.tz layer.$i.name; done | tr '\n' ' ')
+    [ "$names" = '"l" "l_h1" "l_h2" "joint" "r_h1" "r" ' ]
+    # DBN levels: W and recognition biases as trained, the middle layer's
+    # generative bias the visible bias of the level above it
+    cmp <(tensor export npy --name W1 deep.tz) <(tensor export npy --name W1 lpath.dbn)
+    cmp <(tensor export npy --name W2 deep.tz) <(tensor export npy --name W2 lpath.dbn)
+    cmp <(tensor export npy --name l_h1.up_bias deep.tz) <(tensor export npy --name hbias1 lpath.dbn)
+    cmp <(tensor export npy --name l_h2.up_bias deep.tz) <(tensor export npy --name hbias2 lpath.dbn)
+    cmp <(tensor export npy --name l_h1.bias deep.tz) <(tensor export npy --name vbias2 lpath.dbn)
+    encode -q deep.tz -m r=r.tz -L l | tensor export csv > lgen.csv
+    csv_range lgen.csv
+    # a DBM chain as a pathway of a multimodal DBM
+    encode -q -j 1 lb.rbm l.tz | rbm-train -q -j 1 --dbm-top -H 20 -e 2 --allow-real -o lb2.rbm
+    stack --dbm -o lpath.dbm lb.rbm lb2.rbm
+    joint --dbm -q -j 1 -b 20 -H 20 --pretrain-epochs 2 -e 0 -m l=l.tz -p l=lpath.dbm -m r=r.tz -p r=rb.rbm -o deepm.tz
+    cmp <(tensor export npy --name W1 deepm.tz) <(tensor export npy --name W1 lpath.dbm)
+    cmp <(tensor export npy --name W2 deepm.tz) <(tensor export npy --name W2 lpath.dbm)
+    cmp <(tensor export npy --name l_h1.bias deepm.tz) <(tensor export npy --name h1.bias lpath.dbm)
+    # a DBN is no pathway of a DBM, nor a DBM of a DBN
+    run -1 --separate-stderr joint --dbm -q -o bad.tz -m l=l.tz -p l=lpath.dbn -m r=r.tz
+    [ "$stderr" = "joint: lpath.dbn: a DBN; a multimodal DBM's pathway is an RBM or a DBM (or leave out --dbm)" ]
+    run -1 --separate-stderr joint -q -o bad.tz -m l=l.tz -p l=lpath.dbm -m r=r.tz
+    [ "$stderr" = "joint: lpath.dbm: a DBM; its pathway in a multimodal DBN is an RBM or a DBN (or use --dbm)" ]
+}
