@@ -579,3 +579,16 @@ int bm_layer_base_bias(bm_layer *L, const double *colsum, double rows)
     }
     return 0;
 }
+
+void bm_layer_residual(const bm_layer *L, int B, const float *x,
+                       const float *mean, float *diff, float *bd)
+{
+    size_t n = (size_t)L->n;
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < n; i++) {
+            float r = x[b * n + i] - mean[b * n + i];
+            float sg = L->sigma ? L->sigma[i] : 1.0f;
+            diff[b * n + i] = r / sg;
+            bd[b * n + i] = r / (sg * sg);
+        }
+}

@@ -84,6 +84,11 @@ const char *bm_layer_validate(const bm_layer *L);
 /* The scaled state s(v) (B, n) that neighbours see: v / sigma for gaussian
  * units, else a copy (out may equal v). */
 void bm_layer_scale(const bm_layer *L, int B, const float *v, float *out);
+/* The wake-sleep residuals of B rows x against their predicted means:
+ * diff (B, n) <- (x - mean) / sigma (for the weights; sigma 1 but for
+ * gaussian units) and bd (B, n) <- (x - mean) / sigma^2 (for the bias). */
+void bm_layer_residual(const bm_layer *L, int B, const float *x,
+                       const float *mean, float *diff, float *bd);
 
 /* Per-row document length D = sum of the row (B) for replicated softmax;
  * 1 for every other type. */

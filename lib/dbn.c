@@ -12,6 +12,7 @@
 
 #include "ais.h"
 #include "gemm.h"
+#include "vmath.h"
 
 /* ---- composition ------------------------------------------------------------ */
 
@@ -427,32 +428,6 @@ static void outer_add(int B, int V, int H, float a, const float *X,
     gemm_f32(GEMM_TRANS, GEMM_NOTRANS, V, H, B, a, X, V, Y, H, 1.0f, W, H);
 }
 
-/* c (n) += a * column sums of X (B, n), each row times m[b] (NULL: 1). */
-static void colsum_add(int B, int n, float a, const float *X, const float *m,
-                       float *c)
-{
-    for (int b = 0; b < B; b++) {
-        float s = a * (m ? m[b] : 1.0f);
-        for (int i = 0; i < n; i++)
-            c[i] += s * X[(size_t)b * n + i];
-    }
-}
-
-/* diff (B, n) <- (x - mean) / sigma for the weights of layer L, and bias
- * gradient rows (x - mean) / sigma^2 into bd. */
-static void residual(const bm_layer *L, int B, const float *x,
-                     const float *mean, float *diff, float *bd)
-{
-    size_t n = (size_t)L->n;
-    for (int b = 0; b < B; b++)
-        for (size_t i = 0; i < n; i++) {
-            float r = x[b * n + i] - mean[b * n + i];
-            float sg = L->sigma ? L->sigma[i] : 1.0f;
-            diff[b * n + i] = r / sg;
-            bd[b * n + i] = r / (sg * sg);
-        }
-}
-
 int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
                   rng_t *rng, dbn_work *w, double *recon)
 {
@@ -526,9 +501,9 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
         rbm *m = d->r[k];
         bm_layer L = rbm_visible_layer(m);
         const float *x = k == 0 ? v : w->a[k];
-        residual(&L, B, x, w->q[k], w->t, w->u);
+        bm_layer_residual(&L, B, x, w->q[k], w->t, w->u);
         outer_add(B, m->nv, m->nh, lr, w->t, w->a[k + 1], d->G[k]);
-        colsum_add(B, m->nv, lr, w->u, NULL, m->vbias);
+        vm_colsum_add(B, m->nv, lr, w->u, NULL, m->vbias);
     }
     /* the top RBM */
     {
@@ -542,10 +517,10 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
         outer_add(B, Vt, Ht, lr, w->t, w->p[n], top->W);
         bm_layer_scale(&TV, B, w->s[n - 1], w->u);
         outer_add(B, Vt, Ht, -lr, w->u, w->q[n], top->W);
-        colsum_add(B, Ht, lr, w->p[n], d0, top->hbias);
-        colsum_add(B, Ht, -lr, w->q[n], d0, top->hbias);
-        residual(&TV, B, wake_top, w->s[n - 1], w->t, w->u);
-        colsum_add(B, Vt, lr, w->u, NULL, top->vbias);
+        vm_colsum_add(B, Ht, lr, w->p[n], d0, top->hbias);
+        vm_colsum_add(B, Ht, -lr, w->q[n], d0, top->hbias);
+        bm_layer_residual(&TV, B, wake_top, w->s[n - 1], w->t, w->u);
+        vm_colsum_add(B, Vt, lr, w->u, NULL, top->vbias);
     }
     /* recognition levels from the sleep phase */
     for (int k = 0; k + 1 < n; k++) {
@@ -556,7 +531,7 @@ int dbn_tune_step(dbn *d, int B, const float *v, const dbn_tune_opts *o,
         for (size_t i = 0; i < (size_t)B * nh; i++)
             w->u[i] = w->s[k + 1][i] - w->p[k + 1][i];
         outer_add(B, m->nv, m->nh, lr, w->t, w->u, m->W);
-        colsum_add(B, m->nh, lr, w->u, k == 0 ? dl : NULL, m->hbias);
+        vm_colsum_add(B, m->nh, lr, w->u, k == 0 ? dl : NULL, m->hbias);
     }
     return 0;
 }

@@ -198,4 +198,15 @@ static inline double vm_logsumexp(const float *x, int n)
     return mx + log(s);
 }
 
+/* c (n) += a * column sums of X (B, n), each row times m[b] (m NULL: 1). */
+static inline void vm_colsum_add(int B, int n, float a, const float *X,
+                                 const float *m, float *c)
+{
+    for (int b = 0; b < B; b++) {
+        float s = a * (m ? m[b] : 1.0f);
+        for (int i = 0; i < n; i++)
+            c[i] += s * X[(size_t)b * n + i];
+    }
+}
+
 #endif
