@@ -81,6 +81,12 @@ static void usage(void)
 "                            of joint training (default: 1.000015)\n"
 "      --lr-min X            --dbm: the rate never falls below X\n"
 "                            (default: learning rate / 10)\n"
+"      --fine-tune N         a multimodal DBN: N epochs of up-down fine-tuning\n"
+"                            of the whole after the joint RBM (unties the\n"
+"                            pathways; rows missing a modality are left out)\n"
+"                            (default: 0)\n"
+"      --fine-tune-rate X    its learning rate (default: 0.01)\n"
+"  -k, --cd-steps N          its Gibbs steps in the top RBM (default: 10)\n"
 "      --momentum M          momentum after the first epochs (default: 0.5 for\n"
 "                            the joint RBM, 0.9 for --dbm joint training)\n"
 "      --initial-momentum M  momentum in the first epochs (default: 0.5)\n"
@@ -101,8 +107,9 @@ static void usage(void)
 "  -j, --threads N           threads; 0 = all CPUs (default: 0); the model\n"
 "                            depends on the count\n"
 "Monitoring and recovery:\n"
-"      --log FILE            per-epoch TSV: phase, epoch, seconds,\n"
-"                            recon_error, learning_rate, mf_sweeps\n"
+"      --log FILE            per-epoch TSV: phase (pretrain, joint, fine-tune),\n"
+"                            epoch, seconds, recon_error, learning_rate,\n"
+"                            mf_sweeps\n"
 "      --checkpoint-every N  write MODEL.ckpt every N epochs; 0 = only when\n"
 "                            interrupted (default: 0)\n"
 "      --resume              continue from MODEL.ckpt\n"
@@ -121,6 +128,7 @@ static void usage(void)
 
 enum {
     OPT_DBM = 256, OPT_SOFTMAX_GROUP, OPT_PRE_EPOCHS, OPT_PRE_RATE, OPT_PRE_MOM,
+    OPT_FINE_TUNE, OPT_FT_RATE,
     OPT_LR_DECAY, OPT_LR_MIN, OPT_MOMENTUM, OPT_INIT_MOMENTUM,
     OPT_MOM_EPOCHS, OPT_WD, OPT_CHAINS, OPT_SWEEPS, OPT_MF_ITERS, OPT_MF_TOL,
     OPT_DAMPING, OPT_SPARSITY, OPT_SPARSITY_COST, OPT_ALLOW_REAL, OPT_LOG,
@@ -139,6 +147,9 @@ static const struct option long_opts[] = {
     {"pretrain-epochs", required_argument, 0, OPT_PRE_EPOCHS},
     {"pretrain-rate", required_argument, 0, OPT_PRE_RATE},
     {"pretrain-momentum", required_argument, 0, OPT_PRE_MOM},
+    {"fine-tune", required_argument, 0, OPT_FINE_TUNE},
+    {"fine-tune-rate", required_argument, 0, OPT_FT_RATE},
+    {"cd-steps", required_argument, 0, 'k'},
     {"epochs", required_argument, 0, 'e'},
     {"batch", required_argument, 0, 'b'},
     {"learning-rate", required_argument, 0, 'l'},
@@ -184,6 +195,8 @@ typedef struct {
     long ckpt_every, stop_after;
     double pre_lr, lr, lr_decay, lr_min, momentum, init_momentum, wd, mf_tol;
     double pre_momentum;
+    long fine_tune, cd_steps;      /* MDBN: up-down epochs, CD steps */
+    double ft_lr;
     double damping, sparsity, sparsity_cost;
     uint64_t seed;
     modality mod[MAX_MOD];
@@ -612,14 +625,14 @@ static void options_key(const options *o, char *buf, size_t n)
                      "lr=%.9g decay=%.9g lrmin=%.9g mom=%.9g imom=%.9g "
                      "mep=%ld wd=%.9g chains=%ld sweeps=%ld mfi=%ld "
                      "mft=%.9g damp=%.9g sp=%.9g spc=%.9g real=%d seed=%llu "
-                     "threads=%d force=%d pmom=%.9g",
+                     "threads=%d force=%d pmom=%.9g ft=%ld ftlr=%.9g k=%ld",
                      o->dbm, o->hidden, o->pre_epochs, o->epochs, o->batch,
                      o->pre_lr, o->lr, o->lr_decay, o->lr_min, o->momentum,
                      o->init_momentum, o->mom_epochs, o->wd, o->chains,
                      o->sweeps, o->mf_iters, o->mf_tol, o->damping,
                      o->sparsity, o->sparsity_cost, o->allow_real,
                      (unsigned long long)o->seed, o->threads, o->force,
-                     o->pre_momentum);
+                     o->pre_momentum, o->fine_tune, o->ft_lr, o->cd_steps);
     for (int i = 0; i < o->nmod && k > 0 && (size_t)k < n; i++) {
         const modality *m = &o->mod[i];
         k += snprintf(buf + k, n - (size_t)k, " %s:%llu:%d:%d:%08x:%s",
@@ -646,6 +659,11 @@ static void set_provenance(tz_model *mf, const options *o)
         tz_attr_set_f(h, "train.pretrain_momentum", o->pre_momentum);
         tz_attr_set_f(h, "train.lr_decay", o->lr_decay);
         tz_attr_set_f(h, "train.lr_min", o->lr_min);
+    }
+    if (o->fine_tune) {
+        tz_attr_set_i(h, "train.fine_tune_epochs", o->fine_tune);
+        tz_attr_set_f(h, "train.fine_tune_rate", o->ft_lr);
+        tz_attr_set_i(h, "train.cd_steps", o->cd_steps);
     }
     tz_attr_set_i(h, "train.batch", o->batch);
     tz_attr_set_f(h, "train.learning_rate", o->lr);
@@ -995,6 +1013,127 @@ static float mean_length(const dataset *ds)
     return cnt ? (float)(tot / (double)cnt) : 1.0f;
 }
 
+/* ---- up-down fine-tuning of a multimodal DBN ------------------------------------------- */
+
+static tz_model *mdbn_model(const mdbn *md, const options *o)
+{
+    tz_model *mf = tz_model_new();
+    if (!mf || tz_attr_set_s(&mf->meta, "model.type", "mdbn") ||
+        mdbn_to_model(md, mf))
+        cli_die("out of memory");
+    set_provenance(mf, o);
+    return mf;
+}
+
+/* o->fine_tune epochs of mdbn_tune_step over the complete rows (rows with
+ * an absent modality are left out: wake-sleep needs every pathway). */
+static void fine_tune(const options *o, tree *t, model *cm, const char *key,
+                      const char *ckpt, FILE *logf, long start_epoch,
+                      long start_batch, double start_recon, long *done,
+                      uint64_t seed)
+{
+    rng_t rng;
+    rng_seed(&rng, seed + 2);
+    if (cm && start_epoch + start_batch > 0) {
+        if (cm->kind != MODEL_MDBN || cm->net->nl != t->net->nl)
+            cli_die("%s: checkpoint of another model", ckpt);
+        tz_tensor *r = tz_model_find(cm->mf, "train.rng");
+        if (!r || r->h.dtype != TZ_I64 || r->count != 4)
+            cli_die("%s: checkpoint has no train.rng", ckpt);
+        memcpy(rng.s, r->data, sizeof rng.s);
+        mdbn_free(t->md);
+        t->md = cm->mdbn;
+        t->net = cm->mdbn->net;
+        cm->mdbn = NULL;
+        cm->net = NULL;
+    }
+    mdbn *md = t->md;
+    const bm_net *net = md->net;
+    uint64_t N = o->mod[0].ds.rows, NC = 0;
+    uint64_t *rows = malloc(N * sizeof *rows), *perm = malloc(N * sizeof *perm);
+    uint64_t *idx = malloc((size_t)o->batch * sizeof *idx);
+    if (!rows || !perm || !idx)
+        cli_die("out of memory");
+    for (uint64_t r = 0; r < N; r++) {
+        int all = 1;
+        for (int i = 0; i < o->nmod; i++)
+            all &= !o->mod[i].ds.present || o->mod[i].ds.present[r];
+        if (all)
+            rows[NC++] = r;
+    }
+    if (NC == 0)
+        cli_die("--fine-tune: no row has every modality");
+    mdbn_work *wk = mdbn_work_new(md, (int)o->batch);
+    float *buf[BM_MAX_LAYERS] = {0};
+    if (!wk)
+        cli_die("out of memory");
+    for (int i = 0; i < o->nmod; i++) {
+        int l = o->mod[i].vis;
+        buf[l] = malloc((size_t)o->batch * net->L[l].n * sizeof(float));
+        if (!buf[l])
+            cli_die("out of memory");
+    }
+    mdbn_tune_opts to = {(float)o->ft_lr, (int)o->cd_steps};
+    long nb = (long)((NC + o->batch - 1) / o->batch);
+    rng_t root, order_root;
+    rng_seed(&root, o->seed);
+    rng_split(&order_root, &root, 12);
+    for (long ep = start_epoch; ep < o->fine_tune; ep++) {
+        double t0 = cli_now(), tshow = t0;
+        double recon_sum = ep == start_epoch ? start_recon : 0;
+        rng_t order = order_root, er;
+        rng_split(&er, &order, (uint64_t)ep);
+        rng_permutation(&er, perm, NC);
+        for (long bi = ep == start_epoch ? start_batch : 0; bi < nb; bi++) {
+            uint64_t r0 = (uint64_t)bi * o->batch;
+            int B = NC - r0 < (uint64_t)o->batch ? (int)(NC - r0) : (int)o->batch;
+            for (int b = 0; b < B; b++)
+                idx[b] = rows[perm[r0 + b]];
+            for (int i = 0; i < o->nmod; i++)
+                dataset_gather(&o->mod[i].ds, idx, 0, B, buf[o->mod[i].vis]);
+            double rec = 0;
+            int e = mdbn_tune_step(md, B, (const float *const *)buf, &to, &rng,
+                                   wk, &rec);
+            if (e)
+                cli_die(e == BM_E_NOMEM ? "out of memory" : "fine-tuning step failed");
+            recon_sum += rec;
+            if (o->stop_after && ++*done == o->stop_after)
+                cli_stop = SIGTERM;
+            if (cli_stop) {
+                tz_model *mf = mdbn_model(md, o);
+                int64_t rs[4];
+                uint64_t sh[1] = {4};
+                memcpy(rs, rng.s, sizeof rs);
+                if (tz_model_add(mf, "train.rng", TZ_I64, 1, sh, rs))
+                    cli_die("out of memory");
+                tz_attr_set_s(&mf->meta, "ckpt.options", key);
+                tz_attr_set_i(&mf->meta, "ckpt.phase", 2);
+                tz_attr_set_i(&mf->meta, "ckpt.epoch", ep);
+                tz_attr_set_i(&mf->meta, "ckpt.batch", bi + 1);
+                tz_attr_set_f(&mf->meta, "ckpt.recon_sum", recon_sum);
+                save_model(mf, ckpt);
+                tz_model_free(mf);
+                cli_interrupted(ckpt, ep, bi + 1);
+            }
+            cli_batch_progress(&tshow, ep, o->fine_tune, bi, nb,
+                               recon_sum / (double)(r0 + B));
+        }
+        double secs = cli_now() - t0;
+        cli_epoch_progress(ep, o->fine_tune, secs, recon_sum / (double)NC);
+        if (logf) {
+            fprintf(logf, "fine-tune\t%ld\t%.3f\t%.6f\t%.6g\t0\n", ep + 1, secs,
+                    recon_sum / (double)NC, o->ft_lr);
+            fflush(logf);
+        }
+    }
+    for (int l = 0; l < BM_MAX_LAYERS; l++)
+        free(buf[l]);
+    mdbn_work_free(wk);
+    free(rows);
+    free(perm);
+    free(idx);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -1005,11 +1144,11 @@ int main(int argc, char **argv)
         .pre_lr = -1, .lr = -1, .lr_decay = 1.000015, .lr_min = -1,
         .momentum = -1, .pre_momentum = -1, .init_momentum = 0.5, .mom_epochs = 5, .wd = 2e-4,
         .chains = 100, .sweeps = 5, .mf_iters = 30, .mf_tol = 1e-5,
-        .sparsity_cost = 0.1, .seed = 1,
+        .sparsity_cost = 0.1, .seed = 1, .ft_lr = 0.01, .cd_steps = 10,
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:m:V:p:H:fe:b:l:s:j:qh", long_opts,
+    while ((c = getopt_long(argc, argv, ":o:m:V:p:H:fe:b:l:k:s:j:qh", long_opts,
                             NULL)) != -1) {
         switch (c) {
         case 'o': o.output = optarg; break;
@@ -1037,6 +1176,9 @@ int main(int argc, char **argv)
         case OPT_PRE_EPOCHS: o.pre_epochs = cli_long(optarg, 0, 1000000, "epoch count"); break;
         case OPT_PRE_RATE: o.pre_lr = cli_double(optarg, 0, 100, "learning rate"); break;
         case OPT_PRE_MOM: o.pre_momentum = cli_double(optarg, 0, 0.999, "momentum"); break;
+        case OPT_FINE_TUNE: o.fine_tune = cli_long(optarg, 0, 1000000, "epoch count"); break;
+        case OPT_FT_RATE: o.ft_lr = cli_double(optarg, 0, 100, "learning rate"); break;
+        case 'k': o.cd_steps = cli_long(optarg, 1, 100000, "CD step count"); break;
         case 'e': o.epochs = cli_long(optarg, 0, 1000000, "epoch count"); break;
         case 'b': o.batch = cli_long(optarg, 1, 1000000, "batch size"); break;
         case 'l': o.lr = cli_double(optarg, 0, 100, "learning rate"); break;
@@ -1085,6 +1227,9 @@ int main(int argc, char **argv)
                         "trains its joint RBM with -e, -l and --momentum");
     /* PCD of the joint RBM with momentum 0.9 diverged in measurements
      * (split MNIST): 0.5 there; DBM joint training as stack --dbm */
+    if (o.dbm && o.fine_tune)
+        cli_usage_error("--fine-tune is the up-down algorithm of a multimodal "
+                        "DBN; a DBM trains jointly with -e N");
     if (o.pre_epochs < 0)
         o.pre_epochs = 10;
     if (o.momentum < 0)
@@ -1145,7 +1290,8 @@ int main(int argc, char **argv)
         start_batch = (long)tz_attr_get_i(&cm->mf->meta, "ckpt.batch", 0);
         start_recon = tz_attr_get_f(&cm->mf->meta, "ckpt.recon_sum", 0);
         start_sweeps = tz_attr_get_f(&cm->mf->meta, "ckpt.sweeps_sum", 0);
-        long ep_all = start_phase ? o.epochs : (o.dbm ? o.pre_epochs : o.epochs);
+        long ep_all = start_phase == 2 ? o.fine_tune : start_phase ? o.epochs
+                    : (o.dbm ? o.pre_epochs : o.epochs);
         if (start_epoch > ep_all || (start_epoch == ep_all && start_batch > 0))
             cli_die("%s: the checkpoint is past the epochs asked for", ckpt);
     }
@@ -1234,6 +1380,11 @@ int main(int argc, char **argv)
                   start_recon, start_sweeps, &done);
         bm_trainer_free(p.bt);
     }
+    /* phase 2 (a multimodal DBN): up-down fine-tuning */
+    if (!o.dbm && o.fine_tune > 0)
+        fine_tune(&o, &t, cm, key, ckpt, logf, start_phase == 2 ? start_epoch : 0,
+                  start_phase == 2 ? start_batch : 0,
+                  start_phase == 2 ? start_recon : 0, &done, train_seed);
     model_free(cm);
     cli_restore_signals();
     if (logf && fclose(logf) != 0)

@@ -16,9 +16,14 @@
  * and the tops of the unobserved pathways, the observed tops clamped; then
  * generation down each unobserved pathway.
  *
+ * Up-down fine-tuning (wake-sleep with CD-k in the top RBM, Hinton et al.
+ * 2006, over every pathway at once) unties the pathways: W stays the
+ * generative weights, R holds the recognition ones.
+ *
  * Model files: model.type = mdbn, the keys of a tree (bm.h) plus the
- * attribute mdbn.joint (the joint layer's name) and a tensor
- * "<layer>.up_bias" per pathway hidden layer (formats/model-keys.md).
+ * attribute mdbn.joint (the joint layer's name), a tensor
+ * "<layer>.up_bias" per pathway hidden layer and, once fine-tuned, "R<e>"
+ * beside "W<e>" for every pathway edge (formats/model-keys.md).
  * Nothing here prints or exits.
  */
 #ifndef RBMKIT_MDBN_H
@@ -37,6 +42,9 @@ typedef struct {
     int depth[BM_MAX_LAYERS];     /* edges from J */
     float *up[BM_MAX_LAYERS];     /* (n_l) recognition biases of pathway
                                      hidden layers, else NULL; owned */
+    float *R[BM_MAX_LAYERS];      /* untied recognition weights of pathway
+                                     edge e (the shape of its W), or NULL:
+                                     tied (W both ways); owned */
 } mdbn;
 
 /* An MDBN over net (taken, also on failure) with joint layer `joint`: the
@@ -75,5 +83,29 @@ void mdbn_top_clamp(const mdbn *m, const unsigned char *clamp,
 void mdbn_down(const mdbn *m, bm_state *st, int r0, int B,
                const unsigned char *clamp, int sample, rng_t *rng,
                bm_scratch *w);
+
+/* ---- up-down fine-tuning --------------------------------------------------- */
+
+typedef struct mdbn_work mdbn_work;
+mdbn_work *mdbn_work_new(const mdbn *m, int B);
+void mdbn_work_free(mdbn_work *w);
+
+typedef struct {
+    float lr;        /* learning rate of every parameter */
+    int k;           /* Gibbs steps in the top RBM */
+} mdbn_tune_opts;
+
+/* One up-down update from B complete rows: data[l] (B, n_l) for every
+ * visible layer.  Wake: recognition draws up every pathway, the
+ * generative weights and biases of the pathways moved towards
+ * reconstructing each layer from the one above.  Top RBM: CD-k from the
+ * wake tops.  Sleep: draws down every pathway from the top RBM's negative
+ * state, the recognition weights and biases moved towards inferring each
+ * layer from the one below.  Unties on first use.  Returns 0 or a negative
+ * BM_E_* code; *recon (may be NULL) gets the summed squared error of the
+ * visible layers against their generative means from the wake draws. */
+int mdbn_tune_step(mdbn *m, int B, const float *const *data,
+                   const mdbn_tune_opts *o, rng_t *rng, mdbn_work *w,
+                   double *recon);
 
 #endif

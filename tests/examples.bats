@@ -82,11 +82,11 @@ png_size() {   # width and height from a PNG's IHDR
     [ -r "$mnist/train-images-idx3-ubyte.gz" ] || skip "MNIST not found at $mnist"
     run make --no-print-directory -C "$TOP/examples/multimodal" OUT="$BATS_TEST_TMPDIR/mm" \
         MNIST="$mnist" ROWS=2000 TEST_ROWS=300 H1=100 HJ=100 E1=3 EJ=3 EDBM=2 \
-        MF=5 STEPS=20 all
+        FT=2 MF=5 STEPS=20 all
     [ "$status" -eq 0 ]
     # a header and three models, every error a rate in [0, 1] (or -)
     [ "$(head -n 1 mm/table.txt)" = "$(printf 'model\tboth_halves\tleft_only\tright_only\tnone')" ]
-    [ "$(cut -f 1 mm/table.txt | tail -n +2 | tr '\n' ' ')" = "mdbn mdbm dbm " ]
+    [ "$(cut -f 1 mm/table.txt | tail -n +2 | tr '\n' ' ')" = "mdbn mdbn-ft mdbm dbm " ]
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 5; i++) if ($i != "-" && !($i >= 0 && $i <= 1)) exit 1 }' mm/table.txt
     # the models: an MDBN and a DBM over left, right and label
     [[ "$(tensor info mm/mdbn.tz)" == *'model.type = "mdbn"'* ]]

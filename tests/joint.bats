@@ -394,3 +394,33 @@ assert a.shape == (40, 392) and (a == b.T).all(), a.shape'
     run -1 --separate-stderr joint -q -o bad.tz -m l=l.tz -p l=lpath.dbm -m r=r.tz
     [ "$stderr" = "joint: lpath.dbm: a DBM; its pathway in a multimodal DBN is an RBM or a DBN (or use --dbm)" ]
 }
+
+@test "joint --fine-tune: up-down fine-tuning of a multimodal DBN" {
+    joint $MDBN -e 3 -o f0.tz
+    # rate 0: the pathways untied (R = W), nothing else moves, inference unchanged
+    joint $MDBN -e 3 --fine-tune 1 --fine-tune-rate 0 -o z.tz
+    cmp <(tensor export npy --name R1 z.tz) <(tensor export npy --name W1 z.tz)
+    cmp <(tensor export npy --name W1 z.tz) <(tensor export npy --name W1 f0.tz)
+    cmp <(encode -q z.tz -m l=l.tz -L label | tensor export csv) \
+        <(encode -q f0.tz -m l=l.tz -L label | tensor export csv)
+    # the generative error of the wake draws falls epoch by epoch
+    joint $MDBN -e 3 --fine-tune 6 --log ft.tsv -o f6.tz
+    [ "$(grep -c '^fine-tune' ft.tsv)" = 6 ]
+    grep '^fine-tune' ft.tsv | cut -f 4 | awk 'NR > 1 && $1 >= prev { bad = 1 } { prev = $1 } END { exit bad }'
+    [ "$(tensor info f6.tz | grep -c '^name: *R[0-9]')" = 2 ]
+    [ "$(attr f6.tz train.fine_tune_epochs)" = 6 ]
+    run ! cmp <(tensor export npy --name R1 f6.tz) <(tensor export npy --name W1 f6.tz)
+    # the untied model is read back: recognition through R
+    encode -q f6.tz -m l=l.tz -m r=r.tz -L label | tensor export csv > p.csv
+    [ "$(wc -l < p.csv)" = 500 ]
+    # interrupted during fine-tuning and resumed: the same model
+    run -143 joint $MDBN -e 3 --fine-tune 6 --stop-after-batches 100 -o fp.tz
+    joint $MDBN -e 3 --fine-tune 6 --resume -o fp.tz
+    for t in R1 R2 W1 W3 joint.bias l_h1.up_bias l.bias; do
+        cmp <(tensor export npy --name $t fp.tz) <(tensor export npy --name $t f6.tz)
+    done
+    # rows missing a modality are left out of fine-tuning
+    joint -q -j 1 -b 20 -H 20 -e 2 --fine-tune 2 -m l=l.tz -p l=lp.rbm -m r=rnan.tz -p r=rp.rbm -o fn.tz
+    run -2 --separate-stderr joint $MDBM --fine-tune 2 -o bad.tz
+    [ "${stderr_lines[0]}" = "joint: --fine-tune is the up-down algorithm of a multimodal DBN; a DBM trains jointly with -e N" ]
+}
