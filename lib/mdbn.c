@@ -32,13 +32,9 @@ int mdbn_modality_of(const mdbn *m, int l)
     const bm_net *net = m->net;
     /* down the chain away from J until the visible layer */
     for (int guard = 0; guard < net->nl && !net->vis[l]; guard++) {
-        int child = -1;
-        for (int k = 0; k < net->nl; k++)
-            if (m->parent[k] == l)
-                child = k;
-        if (child < 0)
+        if (m->child[l] < 0)
             return -1;
-        l = child;
+        l = m->child[l];
     }
     return net->vis[l] ? l : -1;
 }
@@ -63,6 +59,7 @@ mdbn *mdbn_new(bm_net *net, int joint, const char **why)
     }
     for (int l = 0; l < net->nl; l++) {
         m->parent[l] = -1;
+        m->child[l] = -1;
         m->depth[l] = -1;
     }
     m->depth[joint] = 0;
@@ -82,7 +79,10 @@ mdbn *mdbn_new(bm_net *net, int joint, const char **why)
             continue;
         int children = 0;
         for (int k = 0; k < net->nl; k++)
-            children += m->parent[k] == l;
+            if (m->parent[k] == l) {
+                children++;
+                m->child[l] = k;
+            }
         if (net->vis[l] ? children != 0 : children != 1) {
             *why = "below the joint layer every pathway must be a chain "
                    "ending in one visible layer";
@@ -279,11 +279,7 @@ void mdbn_up(const mdbn *m, bm_state *st, int r0, int B,
         for (int l = 0; l < nl; l++) {
             if (m->depth[l] != d || !seen[l] || net->vis[l])
                 continue;
-            int child = -1;
-            for (int k = 0; k < nl; k++)
-                if (m->parent[k] == l)
-                    child = k;
-            directed(m, st, l, child, m->up[l], r0, B, sample, rng, w);
+            directed(m, st, l, m->child[l], m->up[l], r0, B, sample, rng, w);
         }
 }
 
@@ -488,10 +484,7 @@ int mdbn_tune_step(mdbn *m, int B, const float *const *data,
     for (int l = 0; l < nl; l++) {
         if (!m->up[l])
             continue;
-        int child = -1;
-        for (int k = 0; k < nl; k++)
-            if (m->parent[k] == l)
-                child = k;
+        int child = m->child[l];
         const bm_layer *L = &net->L[l];
         float *buf = bm_scratch_buf(w);
         int e = bm_find_edge(net, l, child);
@@ -540,10 +533,7 @@ int mdbn_tune_step(mdbn *m, int B, const float *const *data,
     for (int l = 0; l < nl; l++) {
         if (!m->up[l])
             continue;
-        int child = -1;
-        for (int k = 0; k < nl; k++)
-            if (m->parent[k] == l)
-                child = k;
+        int child = m->child[l];
         const bm_layer *L = &net->L[l];
         size_t n = (size_t)B * L->n;
         for (size_t i = 0; i < n; i++)

@@ -39,6 +39,8 @@ typedef struct {
     bm_net *net;                  /* owned */
     int joint;
     int parent[BM_MAX_LAYERS];    /* neighbour towards J (-1 for J) */
+    int child[BM_MAX_LAYERS];     /* a pathway layer's neighbour away from
+                                     J (-1 for visible layers and J) */
     int depth[BM_MAX_LAYERS];     /* edges from J */
     float *up[BM_MAX_LAYERS];     /* (n_l) recognition biases of pathway
                                      hidden layers, else NULL; owned */
