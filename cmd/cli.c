@@ -498,11 +498,27 @@ void cli_modal_open(cli_modal *mm, const bm_net *net, int cap)
             cli_die("out of memory");
     }
     mm->cap = cap;
+    for (int l = 0; l < net->nl; l++) {
+        if (!net->vis[l])
+            continue;
+        mm->x[l] = malloc((size_t)cap * net->L[l].n * sizeof(float));
+        mm->present[l] = calloc((size_t)cap, 1);     /* not given: absent */
+        if (!mm->x[l] || !mm->present[l])
+            cli_die("out of memory");
+    }
+    mm->key = malloc((size_t)cap * sizeof *mm->key);
+    mm->order = malloc((size_t)cap * sizeof *mm->order);
+    mm->pat = malloc((size_t)cap * sizeof *mm->pat);
+    if (!mm->key || !mm->order || !mm->pat)
+        cli_die("out of memory");
 }
 
-int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
-                   unsigned char **present)
+int cli_modal_read(cli_modal *mm, const bm_net *net, int B)
 {
+    float **x = mm->x;
+    unsigned char **present = mm->present;
+    if (B > mm->cap)
+        B = mm->cap;
     long got = -1;
     int first = 0;
     for (int i = 0; i < mm->n; i++) {
@@ -573,7 +589,39 @@ int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
         }
     }
     mm->rows += (uint64_t)(got > 0 ? got : 0);
+    if (got > 0)
+        bm_group_rows(net, (int)got, (const unsigned char *const *)present,
+                      mm->key, mm->order, mm->pat);
     return (int)(got > 0 ? got : 0);
+}
+
+int cli_modal_run(const cli_modal *mm, const bm_net *net, int n, int r,
+                  bm_state *st, unsigned char *clamp, int allow_none)
+{
+    int r1 = r + 1;
+    while (r1 < n && mm->pat[r1] == mm->pat[r])
+        r1++;
+    int any = 0;
+    for (int l = 0; l < net->nl; l++) {
+        clamp[l] = net->vis[l] && ((mm->pat[r] >> l) & 1);
+        if (!net->vis[l])
+            continue;
+        any |= clamp[l];
+        if (!clamp[l]) {
+            bm_state_absent(net, st, l, r, r1 - r);
+            continue;
+        }
+        size_t nl = (size_t)net->L[l].n;
+        for (int i = r; i < r1; i++)
+            memcpy(st->x[l] + (size_t)i * nl, mm->x[l] + (size_t)mm->order[i] * nl,
+                   nl * sizeof(float));
+        bm_state_sync(net, st, l, r, r1 - r);
+    }
+    if (!any && !allow_none)
+        cli_die("row %llu: every modality is absent",
+                (unsigned long long)(mm->rows - (uint64_t)n +
+                                     (uint64_t)mm->order[r] + 1));
+    return r1;
 }
 
 void cli_modal_close(cli_modal *mm)
@@ -583,4 +631,11 @@ void cli_modal_close(cli_modal *mm)
         cli_close_in(mm->f[i]);
         free(mm->raw[i]);
     }
+    for (int l = 0; l < BM_MAX_LAYERS; l++) {
+        free(mm->x[l]);
+        free(mm->present[l]);
+    }
+    free(mm->key);
+    free(mm->order);
+    free(mm->pat);
 }

@@ -158,6 +158,12 @@ typedef struct {
     int allow_real;
     int cap;
     uint64_t rows;                      /* rows read so far */
+    /* the last batch, per visible layer of the model (not given: absent) */
+    float *x[BM_MAX_LAYERS];            /* (cap, n_l) */
+    unsigned char *present[BM_MAX_LAYERS];  /* (cap) */
+    uint64_t *key;                      /* (cap) */
+    int *order;                         /* (cap) batch row at each place */
+    unsigned *pat;                      /* (cap) observed layers of it */
 } cli_modal;
 /* Record NAME=DATA, or DATA alone (its modality.name attribute names it);
  * exits with a usage error when malformed or full. */
@@ -166,12 +172,20 @@ void cli_modal_add(cli_modal *mm, const char *arg);
  * errors for an unknown modality, a hidden layer, a repeated name, a
  * width that does not fit.  cap is the most rows read at once. */
 void cli_modal_open(cli_modal *mm, const bm_net *net, int cap);
-/* Read up to B rows of every stream into x[layer] (B, n_layer) with
- * present[layer][b] = 0 for absent rows; checks the values of the present
- * rows against the layer's units.  Returns the rows read, 0 at the end of
- * every stream; exits when the streams have different row counts. */
-int cli_modal_read(cli_modal *mm, const bm_net *net, int B, float **x,
-                   unsigned char **present);
+/* Read up to B (at most cap) rows of every stream into mm->x[layer] with
+ * mm->present[layer][b] = 0 for absent rows, checking the values of the
+ * present rows against the layer's units, and group them by the layers
+ * they observe (mm->order, mm->pat: bm_group_rows).  Returns the rows
+ * read, 0 at the end of every stream; exits when the streams have
+ * different row counts. */
+int cli_modal_read(cli_modal *mm, const bm_net *net, int B);
+/* The run of places [r, end) of the last batch (n rows) that observe the
+ * same layers: their observed layers copied into rows [r, end) of st in
+ * that order, the others marked absent (bm_state_absent); clamp[l] (nl)
+ * set for the observed visible layers.  Returns end; exits naming the row
+ * when a row observes nothing and allow_none is 0. */
+int cli_modal_run(const cli_modal *mm, const bm_net *net, int n, int r,
+                  bm_state *st, unsigned char *clamp, int allow_none);
 void cli_modal_close(cli_modal *mm);
 
 #endif

@@ -548,21 +548,8 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
     bm_scratch *w = bm_scratch_new(net, B);
     if (!w || bm_state_alloc(net, &st, B))
         cli_die("out of memory");
-    float *x[BM_MAX_LAYERS] = {0};
-    unsigned char *present[BM_MAX_LAYERS] = {0};
-    for (int l = 0; l < net->nl; l++) {
-        if (!net->vis[l])
-            continue;
-        x[l] = malloc((size_t)B * net->L[l].n * sizeof(float));
-        present[l] = calloc((size_t)B, 1);   /* not given: absent */
-        if (!x[l] || !present[l])
-            cli_die("out of memory");
-    }
-    uint64_t *key = malloc((size_t)B * sizeof *key);
-    int *order = malloc((size_t)B * sizeof *order);
-    unsigned *pat = malloc((size_t)B * sizeof *pat);
     float *y = malloc((size_t)B * Lo->n * sizeof *y);
-    if (!key || !order || !pat || !y)
+    if (!y)
         cli_die("out of memory");
     rng_t rng;
     rng_seed(&rng, o->seed);
@@ -594,34 +581,10 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
     if (rc)
         cli_die_writer("", wr, rc);
     int n;
-    while ((n = cli_modal_read(mm, net, B, x, present)) > 0) {
-        bm_group_rows(net, n, (const unsigned char *const *)present, key,
-                      order, pat);
+    while ((n = cli_modal_read(mm, net, B)) > 0) {
         for (int r = 0; r < n;) {
-            int r1 = r + 1;
-            while (r1 < n && pat[r1] == pat[r])
-                r1++;
-            unsigned char clamp[BM_MAX_LAYERS] = {0};
-            int any = 0;
-            for (int l = 0; l < net->nl; l++) {
-                if (!net->vis[l])
-                    continue;
-                clamp[l] = (pat[r] >> l) & 1;
-                any |= clamp[l];
-                if (!clamp[l]) {
-                    bm_state_absent(net, &st, l, r, r1 - r);
-                    continue;
-                }
-                size_t nl = (size_t)net->L[l].n;
-                for (int i = r; i < r1; i++)
-                    memcpy(st.x[l] + (size_t)i * nl, x[l] + (size_t)order[i] * nl,
-                           nl * sizeof(float));
-                bm_state_sync(net, &st, l, r, r1 - r);
-            }
-            if (!any)
-                cli_die("row %llu: every modality is absent",
-                        (unsigned long long)(mm->rows - (uint64_t)n +
-                                             (uint64_t)order[r] + 1));
+            unsigned char clamp[BM_MAX_LAYERS];
+            int r1 = cli_modal_run(mm, net, n, r, &st, clamp, 0);
             if (md->kind == MODEL_MDBN) {
                 mdbn_infer(md->mdbn, &st, r, r1 - r, clamp, o->mf_iters,
                            (float)o->mf_tol, o->sample, &rng, w);
@@ -635,7 +598,7 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
             r = r1;
         }
         for (int i = 0; i < n; i++) {
-            float *yo = y + (size_t)order[i] * Lo->n;
+            float *yo = y + (size_t)mm->order[i] * Lo->n;
             memcpy(yo, st.x[out] + (size_t)i * Lo->n, (size_t)Lo->n * sizeof *yo);
             if (Lo->unit == BM_REPSOFTMAX) {   /* word probabilities x D */
                 double s = 0;
@@ -653,13 +616,6 @@ static int multimodal_main(model *md, const encode_opts *o, cli_modal *mm,
     cli_finish_writer(wr);
     cli_modal_close(mm);
     tz_header_clear(&oh);
-    for (int l = 0; l < net->nl; l++) {
-        free(x[l]);
-        free(present[l]);
-    }
-    free(key);
-    free(order);
-    free(pat);
     free(y);
     bm_state_free(&st);
     bm_scratch_free(w);

@@ -473,23 +473,10 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     bm_scratch *w = bm_scratch_new(net, B);
     if (!w || bm_state_alloc(net, &st, B))
         cli_die("out of memory");
-    float *x[BM_MAX_LAYERS] = {0};
-    unsigned char *present[BM_MAX_LAYERS] = {0};
-    for (int l = 0; l < net->nl; l++) {
-        if (!net->vis[l])
-            continue;
-        x[l] = malloc((size_t)B * net->L[l].n * sizeof(float));
-        present[l] = calloc((size_t)B, 1);
-        if (!x[l] || !present[l])
-            cli_die("out of memory");
-    }
-    uint64_t *key = malloc((size_t)B * sizeof *key);
-    int *order = malloc((size_t)B * sizeof *order);
-    unsigned *pats = malloc((size_t)B * sizeof *pats);
     float *mean = malloc((size_t)B * G->n * sizeof *mean);
     float *out = malloc((size_t)B * per_chain);
     double *cdf = malloc((size_t)G->n * sizeof *cdf);
-    if (!key || !order || !pats || !mean || !out || !cdf)
+    if (!mean || !out || !cdf)
         cli_die("out of memory");
 
     tz_header oh;
@@ -516,37 +503,16 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     uint64_t block = 0;
     int n;
     while (left > 0 &&
-           (n = cli_modal_read(mm, net, B < left ? B : (int)left, x, present)) > 0) {
+           (n = cli_modal_read(mm, net, B < left ? B : (int)left)) > 0) {
         left -= n;
         rng_t base, rng;
         rng_seed(&base, o->seed);
         rng_split(&rng, &base, block++);
-        bm_group_rows(net, n, (const unsigned char *const *)present, key,
-                      order, pats);
         for (int r = 0; r < n;) {
-            unsigned pat = pats[r];
-            int r1 = r + 1;
-            while (r1 < n && pats[r1] == pat)
-                r1++;
+            unsigned char clamp[BM_MAX_LAYERS], top[BM_MAX_LAYERS];
+            /* a row with nothing observed: a free chain (the prior) */
+            int r1 = cli_modal_run(mm, net, n, r, &st, clamp, 1);
             int R = r1 - r;
-            unsigned char clamp[BM_MAX_LAYERS] = {0}, top[BM_MAX_LAYERS];
-            int any = 0;
-            for (int l = 0; l < net->nl; l++) {
-                if (!net->vis[l])
-                    continue;
-                clamp[l] = (pat >> l) & 1;
-                any |= clamp[l];
-                if (!clamp[l]) {
-                    bm_state_absent(net, &st, l, r, R);
-                    continue;
-                }
-                size_t nl = (size_t)net->L[l].n;
-                for (int i = r; i < r1; i++)
-                    memcpy(st.x[l] + (size_t)i * nl, x[l] + (size_t)order[i] * nl,
-                           nl * sizeof(float));
-                bm_state_sync(net, &st, l, r, R);
-            }
-            (void)any;     /* nothing observed: a free chain (the prior) */
             if (md->kind == MODEL_MDBN) {
                 mdbn_up(md->mdbn, &st, r, R, clamp, 1, &rng, w);
                 mdbn_top_clamp(md->mdbn, clamp, top);
@@ -576,7 +542,7 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
                     src = mean;
                 }
                 for (int i = 0; i < R; i++)
-                    memcpy(out + ((size_t)order[r + i] * E + (size_t)k) * G->n,
+                    memcpy(out + ((size_t)mm->order[r + i] * E + (size_t)k) * G->n,
                            src + (size_t)i * G->n, (size_t)G->n * sizeof(float));
             }
             r = r1;
@@ -588,13 +554,6 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     cli_finish_writer(wr);
     cli_modal_close(mm);
     tz_header_clear(&oh);
-    for (int l = 0; l < net->nl; l++) {
-        free(x[l]);
-        free(present[l]);
-    }
-    free(key);
-    free(order);
-    free(pats);
     free(mean);
     free(out);
     free(cdf);
