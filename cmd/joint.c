@@ -935,7 +935,7 @@ static void top_codes(const options *o, const tree *t, dataset *out)
                 dataset_gather(&m->ds, idx, 0, B, vbuf);
                 bm_state_set(net, &st, m->vis, B, vbuf);
                 if (t->md)
-                    mdbn_infer(t->md, &st, 0, B, clamp, 1, 0, 0, NULL, w);
+                    mdbn_up(t->md, &st, 0, B, clamp, 0, NULL, w);   /* recognition only */
                 else
                     bm_bottom_up(net, &st, 0, B, clamp, w);
                 for (int b = 0; b < B; b++)

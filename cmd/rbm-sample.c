@@ -475,8 +475,7 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
         cli_die("out of memory");
     float *mean = malloc((size_t)B * G->n * sizeof *mean);
     float *out = malloc((size_t)B * per_chain);
-    double *cdf = malloc((size_t)G->n * sizeof *cdf);
-    if (!mean || !out || !cdf)
+    if (!mean || !out)
         cli_die("out of memory");
 
     tz_header oh;
@@ -556,7 +555,6 @@ static int modal_main(model *md, const sample_opts *o, cli_modal *mm,
     tz_header_clear(&oh);
     free(mean);
     free(out);
-    free(cdf);
     bm_state_free(&st);
     bm_scratch_free(w);
     model_free(md);

@@ -11,15 +11,7 @@ bats_require_minimum_version 1.5.0
 load helpers/deep
 
 setup_file() {
-    TOP=${RBMKIT_TOP:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)}
-    export TOP PY=/usr/bin/python3
-    case ${BIN:-bin} in
-    /*) PATH="$BIN:$PATH" ;;
-    *) PATH="$TOP/${BIN:-bin}:$PATH" ;;
-    esac
-    export PATH
-    export D="$BATS_FILE_TMPDIR"
-    cd "$D" || return 1
+    deep_env || return 1
     local ex="$TOP/examples/data"
     tensor head -n 500 "$ex/mnist-2k.tz" | tensor binarize > d.tz
     tensor head -n 500 "$ex/mnist-2k-labels.tz" > y.tz

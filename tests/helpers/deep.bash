@@ -10,7 +10,9 @@
 #   pretrained for a DBM (--dbm-bottom / --dbm-top)
 # Everything runs on one thread (-j 1): models depend on the thread count.
 
-setup_file() {
+# deep_env: TOP, PY, PATH (the built tools first), D (the file's
+# directory, also the working one)
+deep_env() {
     TOP=${RBMKIT_TOP:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)}
     export TOP PY=/usr/bin/python3
     case ${BIN:-bin} in
@@ -18,9 +20,13 @@ setup_file() {
     *) PATH="$TOP/${BIN:-bin}:$PATH" ;;
     esac
     export PATH
-    export T="$TOP/${BUILD:-build}/tests/tzhelp"
     export D="$BATS_FILE_TMPDIR"
-    cd "$D" || return 1
+    cd "$D"
+}
+
+setup_file() {
+    deep_env || return 1
+    export T="$TOP/${BUILD:-build}/tests/tzhelp"
     local ex="$TOP/examples/data"
     tensor head -n 500 "$ex/mnist-2k.tz" | tensor binarize > d500.tz
     tensor head -n 500 "$ex/mnist-2k-labels.tz" > y500.tz
